@@ -219,12 +219,6 @@ class KitOptions:
     #: look at the container from the inside without needing tools in the rootfs.
     probe: str | None = None
     probe_args: dict[str, Any] = field(default_factory=dict)
-    #: Mount a tmpfs on /tmp (kit's default, so /tmp is per container and never the rootfs).
-    tmp_tmpfs: bool = True
-    #: Network: "none" (own namespace with loopback only) or "host".
-    network: str = "none"
-    #: Paths whose tmpfs/binds the image or CLI declared, for ``kit which``/``inspect``.
-    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

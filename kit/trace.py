@@ -92,6 +92,11 @@ class Tracer:
         self._sinks: list[Sink] = []
         self.stage: str | None = None
 
+    def reset(self) -> None:
+        """Forget every sink (a forked child must not write to its parent's printers)."""
+        self._sinks.clear()
+        self.stage = None
+
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
 

@@ -8,9 +8,7 @@ modules describe their arguments and call :func:`traced`.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -21,7 +19,9 @@ from kit.trace import Event, tracer
 
 T = TypeVar("T")
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The interpreter is linked against libc, so its own symbols include libc's: no need to look
+# the library up (ctypes.util.find_library runs external programs and costs milliseconds).
+libc = ctypes.CDLL(None, use_errno=True)
 
 # Syscall numbers for calls glibc 2.36 has no wrapper for. They differ per architecture.
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
@@ -68,7 +68,7 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
 
 def syscall_number(name: str) -> int:
     """The number of a system call on this machine's architecture."""
-    machine = platform.machine()
+    machine = os.uname().machine
     try:
         return _SYSCALL_NUMBERS[machine][name]
     except KeyError:

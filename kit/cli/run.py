@@ -1,0 +1,185 @@
+"""``kit run``: create and run a container, in the foreground.
+
+kit run --rm --rootfs DIR /bin/sh -c 'echo hello from $(hostname)'
+kit run -it --rootfs DIR /bin/sh
+kit run --step --rootfs DIR /bin/true          # pause after every stage
+kit run --trace --rootfs DIR /bin/true         # every system call, like strace
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+#: RFC 1123 host names: labels of letters, digits and hyphens, not starting or ending with one.
+_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a command in a new container",
+        description="Run a command in a new container, built stage by stage.",
+    )
+    add_run_arguments(parser)
+    parser.set_defaults(func=run_command)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``kit run`` (shared with commands that create containers the same way)."""
+    parser.add_argument("--rootfs", metavar="DIR", help="use DIR as the root filesystem")
+    parser.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    parser.add_argument("--name", help="a name for the container (default: a short id)")
+    parser.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    parser.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    parser.add_argument(
+        "-e", "--env", action="append", default=[], metavar="KEY=VALUE", help="set a variable"
+    )
+    parser.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside")
+    parser.add_argument("-u", "--user", metavar="UID[:GID]", help="run as this user")
+    parser.add_argument("--hostname", help="the container's hostname (default: its short id)")
+    parser.add_argument(
+        "--net",
+        "--network",
+        dest="net",
+        choices=["none", "host"],
+        default="none",
+        help="none: own network namespace with loopback only (default); host: the host's",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="print every system call as it happens"
+    )
+    parser.add_argument(
+        "--events",
+        choices=["json"],
+        help="write every event as a JSON line (to stderr, or --events-file)",
+    )
+    parser.add_argument("--events-file", metavar="PATH", help="where --events writes")
+    parser.add_argument(
+        "--step", action="store_true", help="pause after every stage and show what it did"
+    )
+    parser.add_argument(
+        "--pause-after",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="pause after STAGE (repeatable); Enter continues, q aborts",
+    )
+    parser.add_argument(
+        "--pause-before", action="append", default=[], metavar="STAGE", help="pause before STAGE"
+    )
+    parser.add_argument(
+        "--reexec",
+        action="store_true",
+        help="start the init in a fresh interpreter instead of forking (what the TUI does)",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE and/or COMMAND [ARG...]")
+
+
+def parse_user(text: str) -> tuple[int, int | None]:
+    from kit.errors import KitError
+
+    uid_text, _, gid_text = text.partition(":")
+    try:
+        return int(uid_text), int(gid_text) if gid_text else None
+    except ValueError:
+        raise KitError(
+            f"invalid --user {text!r}",
+            cause="kit takes numeric ids (names would have to be looked up in the rootfs)",
+            fix="use --user UID or --user UID:GID, e.g. --user 1000:1000",
+            exit_code=2,
+        ) from None
+
+
+def check_hostname(name: str) -> None:
+    from kit.errors import KitError
+
+    if len(name.encode()) > 64 or not _HOSTNAME.match(name):
+        raise KitError(
+            f"invalid hostname {name!r}",
+            cause="a hostname is at most 64 characters of letters, digits, hyphens and dots, "
+            "and no label starts or ends with a hyphen",
+            fix="choose a name like web-1 or box.example",
+            exit_code=2,
+        )
+
+
+def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-untyped-def]
+    """The container spec that the command line describes."""
+    from kit.errors import KitError
+    from kit.rootfs_check import check_rootfs
+    from kit.runtime.defaults import DEFAULT_NAMESPACES, default_spec
+
+    if not args.rootfs:
+        raise KitError(
+            "no root filesystem given",
+            fix="pass --rootfs DIR (build one with `kit rootfs build DIR`)",
+            exit_code=2,
+        )
+    rootfs = check_rootfs(args.rootfs)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise KitError(
+            "no command given",
+            fix="add the command to run, e.g. /bin/sh -c 'echo hi'",
+            exit_code=2,
+        )
+    for item in args.env:
+        if "=" not in item:
+            raise KitError(f"invalid --env {item!r}", fix="use --env KEY=VALUE", exit_code=2)
+    hostname = args.hostname or container_id[:12]
+    check_hostname(hostname)
+    namespaces = tuple(n for n in DEFAULT_NAMESPACES if not (n == "network" and args.net == "host"))
+    spec = default_spec(
+        command,
+        rootfs,
+        hostname=hostname,
+        env=args.env,
+        cwd=args.workdir or "/",
+        terminal=args.tty,
+        namespaces=namespaces,
+    )
+    if args.user:
+        uid, gid = parse_user(args.user)
+        spec.process.user.uid = uid
+        spec.process.user.gid = gid if gid is not None else uid
+    return spec
+
+
+def run_command(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from kit.cli.foreground import ForegroundRun
+    from kit.errors import KitError
+    from kit.runtime.defaults import new_container_id
+
+    if args.tty and not os.isatty(0):
+        raise KitError(
+            "the input device is not a terminal",
+            cause="-t needs kit's own stdin to be a terminal to relay keystrokes",
+            fix="run from a terminal, or drop -t",
+            exit_code=2,
+        )
+    container_id = new_container_id()
+    spec = build_spec(args, container_id)
+    run = ForegroundRun(
+        spec,
+        container_id=container_id,
+        name=args.name,
+        remove=args.rm,
+        interactive=args.interactive,
+        trace=args.trace,
+        events_json=args.events == "json",
+        events_file=args.events_file,
+        step=args.step,
+        pause_after=args.pause_after,
+        pause_before=args.pause_before,
+        use_fork=not args.reexec,
+    )
+    status = run.run()
+    if status.error is not None:
+        sys.stderr.write(f"kit: error: {status.error}\n")
+    return status.code

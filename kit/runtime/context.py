@@ -1,0 +1,80 @@
+"""What every stage of the container init can see: the spec, the root, and the channels home."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit.rootpath import resolve_in_root
+from kit.spec import Spec
+
+
+@dataclass
+class Channels:
+    """File descriptors between the caller (the launcher) and the init processes.
+
+    ``events``: the init writes JSON-lines events here. ``control``: the caller sends signals to
+    forward, and its end-of-file tells the init that the caller died. ``resume``: the container
+    process waits here at a pause; one byte continues, end-of-file aborts. ``console``: a unix
+    socket on which the container process sends the master side of its terminal.
+    """
+
+    events: int
+    control: int
+    resume: int
+    console: int | None = None
+
+    def fds(self) -> list[int]:
+        return [fd for fd in (self.events, self.control, self.resume, self.console) if fd >= 0]
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {
+            "events": self.events,
+            "control": self.control,
+            "resume": self.resume,
+            "console": self.console,
+        }
+
+
+@dataclass
+class InitOptions:
+    """How this run of the init behaves (not part of the container's spec)."""
+
+    container_id: str
+    pause_before: list[str] = field(default_factory=list)
+    pause_after: list[str] = field(default_factory=list)
+    #: Keep running when the caller goes away (a detached container's monitor decides).
+    detach: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "container_id": self.container_id,
+            "pause_before": self.pause_before,
+            "pause_after": self.pause_after,
+            "detach": self.detach,
+        }
+
+
+@dataclass
+class InitContext:
+    """State shared by the stages inside the container process."""
+
+    spec: Spec
+    channels: Channels
+    options: InitOptions
+    #: Absolute host path of the root filesystem; "/" once pivot_root has happened.
+    rootfs: str
+    pivoted: bool = False
+    #: Results stages leave for later ones (e.g. the terminal's file descriptors).
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, container_path: str) -> str:
+        """Where ``container_path`` is right now: under the rootfs before pivot_root, as-is after.
+
+        Before pivot_root the lookup follows symlinks *inside* the rootfs only, so an untrusted
+        root filesystem cannot redirect a mount onto a host path.
+        """
+        if self.pivoted:
+            return os.path.normpath("/" + container_path)
+        return resolve_in_root(self.rootfs, container_path)

@@ -1,0 +1,80 @@
+"""What a container gets when nobody says otherwise.
+
+These defaults follow what runc's ``runc spec`` and Docker give a container, so what a learner
+sees in kit matches what they will meet in real engines: the same kernel filesystems with the
+same flags, the same namespaces.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from kit.spec import DEFAULT_PATH, Linux, Mount, Namespace, Process, Root, Spec
+
+#: Namespaces of a container: all but user (root mode) and time, like Docker.
+DEFAULT_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
+
+
+def kernel_filesystem_mounts() -> list[Mount]:
+    """/proc, /dev, /dev/pts, /dev/shm, /dev/mqueue and /sys, with Docker's flags."""
+    return [
+        # The process table of the container's PID namespace. noexec/nosuid/nodev: nothing in
+        # /proc is a program, a setuid binary or a device.
+        Mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
+        # /dev is a small tmpfs holding only the device nodes kit creates (never the host's).
+        Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        # A private instance of devpts (newinstance): the container's ptys are its own.
+        Mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
+        Mount(
+            "/dev/shm", "tmpfs", "shm", ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
+        ),
+        Mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+        # sysfs read-only: the container may look at the hardware, never reconfigure it.
+        Mount("/sys", "sysfs", "sysfs", ["nosuid", "noexec", "nodev", "ro"]),
+    ]
+
+
+def tmp_mount() -> Mount:
+    """kit's /tmp: a per-container tmpfs, so scratch files never land in the root filesystem."""
+    return Mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777"])
+
+
+def new_container_id() -> str:
+    """64 hex digits like Docker's; the first 12 are the short id and default hostname."""
+    return secrets.token_hex(32)
+
+
+def default_spec(
+    args: list[str],
+    rootfs: str,
+    *,
+    hostname: str | None = None,
+    env: list[str] | None = None,
+    cwd: str = "/",
+    terminal: bool = False,
+    namespaces: tuple[str, ...] = DEFAULT_NAMESPACES,
+) -> Spec:
+    """A complete spec for running ``args`` in ``rootfs`` the way ``kit run`` does."""
+    environment = [f"PATH={DEFAULT_PATH}", "HOME=/root"]
+    if hostname:
+        environment.append(f"HOSTNAME={hostname}")
+    if terminal:
+        environment.append("TERM=xterm")
+    environment += env or []
+    spec = Spec(
+        root=Root(path=rootfs),
+        process=Process(args=list(args), env=environment, cwd=cwd, terminal=terminal),
+        hostname=hostname,
+        mounts=kernel_filesystem_mounts(),
+        linux=Linux(
+            namespaces=[Namespace(kind) for kind in namespaces],
+            rootfs_propagation="rprivate",
+        ),
+    )
+    spec.mounts.append(tmp_mount())
+    return spec

@@ -1,0 +1,120 @@
+"""Turning one ``mounts[]`` entry of the spec into mount(2) calls.
+
+An entry says where (destination), what (type and source) and how (options). Options are of
+three kinds, and the kernel wants them apart:
+
+* flag words (``ro``, ``nosuid``, ``noexec``, ...) become MS_* bits of mount(2);
+* propagation words (``rprivate``, ``shared``, ...) need a separate mount(2) call of their own;
+* everything else (``mode=755``, ``size=64m``, ``newinstance``) is filesystem data, passed
+  through as a comma-separated string.
+
+A bind mount ignores most flags on its first call: they are applied by a second "remount"
+call with MS_REMOUNT|MS_BIND. Skipping that remount is a classic bug (a "read-only" bind mount
+that is writable), so kit always does it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from kit.errors import KitError
+from kit.linux import fs
+from kit.linux.flags import (
+    MOUNT_OPTION_FLAGS,
+    MS_BIND,
+    MS_REC,
+    MS_REMOUNT,
+    PROPAGATION_FLAGS,
+)
+from kit.linux.mount import mount
+from kit.runtime.context import InitContext
+from kit.spec import Mount
+
+
+@dataclass
+class MountOptions:
+    flags: int
+    data: str | None
+    propagation: list[int]
+    bind: bool
+
+
+def parse_options(options: list[str], fstype: str | None = None) -> MountOptions:
+    flags = 0
+    data: list[str] = []
+    propagation: list[int] = []
+    for word in options:
+        if word in PROPAGATION_FLAGS:
+            propagation.append(PROPAGATION_FLAGS[word])
+        elif word in MOUNT_OPTION_FLAGS:
+            bit, clears = MOUNT_OPTION_FLAGS[word]
+            flags = flags & ~bit if clears else flags | bit
+        else:
+            data.append(word)
+    bind = bool(flags & MS_BIND) or fstype == "bind"
+    if fstype == "bind":
+        flags |= MS_BIND
+    return MountOptions(flags, ",".join(data) or None, propagation, bind)
+
+
+def _prepare_target(target: str, source: str | None, bind: bool) -> None:
+    """Create the mount point: a directory, or an empty file when binding a file."""
+    if os.path.lexists(target):
+        return
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+    if bind and source is not None and not os.path.isdir(source):
+        fs.create_file(target)
+    else:
+        fs.mkdir(target, 0o755)
+
+
+def apply_mount(ctx: InitContext, entry: Mount, *, note: str | None = None) -> None:
+    """Mount one spec entry at its destination inside the container's root."""
+    options = parse_options(entry.options, entry.type)
+    target = ctx.path(entry.destination)
+    if options.bind and entry.source is not None and not os.path.exists(entry.source):
+        raise KitError(
+            f"bind mount source {entry.source} does not exist",
+            fix=f"create {entry.source} on the host first, or correct the path",
+        )
+    _prepare_target(target, entry.source, options.bind)
+    label = note or f"{entry.type or 'bind'} at {entry.destination}"
+    if options.bind:
+        bind_flags = MS_BIND | (options.flags & MS_REC)
+        mount(entry.source, target, None, bind_flags, note=label)
+        extra = options.flags & ~(MS_BIND | MS_REC)
+        if extra:
+            # Flags on a bind mount only take effect through a second, remount call.
+            mount(
+                None,
+                target,
+                None,
+                MS_REMOUNT | MS_BIND | extra,
+                note=f"apply {','.join(_flag_words(extra))} to the bind mount",
+            )
+    else:
+        mount(entry.source, target, entry.type, options.flags, options.data, note=label)
+    for flag in options.propagation:
+        mount(None, target, None, flag, note="set propagation")
+
+
+def _flag_words(flags: int) -> list[str]:
+    return [
+        word
+        for word, (bit, clears) in MOUNT_OPTION_FLAGS.items()
+        if not clears and word not in ("bind", "rbind", "remount") and flags & bit == bit
+    ]
+
+
+#: Destinations the kernel-filesystems stage owns; everything else is a volume.
+KERNEL_PREFIXES = ("/proc", "/dev", "/sys")
+
+
+def is_kernel_filesystem(entry: Mount) -> bool:
+    dest = os.path.normpath(entry.destination)
+    if entry.type in ("bind", None) or "bind" in entry.options or "rbind" in entry.options:
+        return False
+    return any(dest == p or dest.startswith(p + "/") for p in KERNEL_PREFIXES)

@@ -1,0 +1,110 @@
+"""The ordered stages of container creation, and how they run, pause and report.
+
+``namespaces`` runs in the init's first process (it must create the PID namespace *before*
+the container's first process exists); every later stage runs in the container process
+itself, which becomes PID 1 of the new PID namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kit.errors import KitError
+from kit.runtime.context import InitContext
+from kit.runtime.stages import (
+    console,
+    devices,
+    exec,
+    hostname,
+    identity,
+    kernel_filesystems,
+    network,
+    pivot_root,
+    propagation,
+    rootfs,
+    volumes,
+)
+from kit.trace import Event, tracer
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str
+    run: Callable[[InitContext], None] | None
+
+
+#: The stage that runs in the init's first process (see kit.runtime.init).
+NAMESPACES = Stage(
+    "namespaces",
+    "unshare the mount, PID, UTS, IPC, network and cgroup namespaces",
+    None,
+)
+
+#: Stages that run inside the container process, in order.
+CONTAINER_STAGES: list[Stage] = [
+    Stage("propagation", "make the copied mount tree private", propagation.run),
+    Stage("rootfs", "bind the root filesystem onto itself", rootfs.run),
+    Stage(
+        "kernel-filesystems", "mount /proc, /dev, /dev/pts, /dev/shm, /sys", kernel_filesystems.run
+    ),
+    Stage("devices", "create device nodes and /dev symlinks", devices.run),
+    Stage("volumes", "mount bind mounts, volumes and tmpfs", volumes.run),
+    Stage("pivot-root", "swap roots and detach the host's root", pivot_root.run),
+    Stage("hostname", "set the container's hostname", hostname.run),
+    Stage("network", "bring up loopback", network.run),
+    Stage("console", "create the terminal (with -t)", console.run),
+    Stage("identity", "switch to the container's user and groups", identity.run),
+    Stage("exec", "close leaked fds and execve the program", exec.run),
+]
+
+STAGES: list[Stage] = [NAMESPACES, *CONTAINER_STAGES]
+
+
+def stage_names() -> list[str]:
+    return [stage.name for stage in STAGES]
+
+
+def check_stage_names(names: list[str]) -> None:
+    """Refuse unknown stage names given to --pause-after/--pause-before."""
+    known = stage_names()
+    for name in names:
+        if name not in known:
+            raise KitError(
+                f"unknown stage {name!r}",
+                fix=f"choose one of: {', '.join(known)}",
+                exit_code=2,
+            )
+
+
+def pause(ctx: InitContext, stage: str, phase: str) -> None:
+    """Tell the caller we are waiting at a stage boundary, and wait for one byte.
+
+    End-of-file means the caller is gone or aborted: the container process exits, and with it
+    every mount of its namespace disappears. Nothing is left behind.
+    """
+    tracer().emit(Event("pause", stage, phase=phase, message=f"paused {phase} {stage}"))
+    if os.read(ctx.channels.resume, 1) == b"":
+        raise SystemExit(130)
+
+
+def run_container_stages(ctx: InitContext) -> None:
+    """Run the in-container stages (the caller already did ``namespaces``)."""
+    log = tracer()
+    if NAMESPACES.name in ctx.options.pause_after:
+        pause(ctx, NAMESPACES.name, "after")
+    for stage in CONTAINER_STAGES:
+        log.stage = stage.name
+        if stage.name in ctx.options.pause_before:
+            pause(ctx, stage.name, "before")
+        log.emit(Event("stage", stage.name, phase="start", message=stage.summary))
+        assert stage.run is not None
+        if stage.name == "exec":
+            log.emit(Event("stage", stage.name, phase="end"))
+        stage.run(ctx)
+        if stage.name != "exec":
+            log.emit(Event("stage", stage.name, phase="end"))
+        if stage.name in ctx.options.pause_after and stage.name != "exec":
+            pause(ctx, stage.name, "after")
