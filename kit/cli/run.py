@@ -9,7 +9,12 @@ kit run --trace --rootfs DIR /bin/true         # every system call, like strace
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
+
+#: Modules that add options to ``kit run``: each has ``add_arguments(parser)`` and
+#: ``apply(args, spec)`` (called after the base spec is built, in this order).
+RUN_OPTION_MODULES: list[str] = []
 
 #: RFC 1123 host names: labels of letters, digits and hyphens, not starting or ending with one.
 _HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
@@ -73,6 +78,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start the init in a fresh interpreter instead of forking (what the TUI does)",
     )
+    for name in RUN_OPTION_MODULES:
+        importlib.import_module(name).add_arguments(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE and/or COMMAND [ARG...]")
 
 
@@ -145,6 +152,8 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
         uid, gid = parse_user(args.user)
         spec.process.user.uid = uid
         spec.process.user.gid = gid if gid is not None else uid
+    for name in RUN_OPTION_MODULES:
+        importlib.import_module(name).apply(args, spec)
     return spec
 
 
