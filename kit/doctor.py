@@ -1002,8 +1002,9 @@ def _overlay_listed() -> tuple[bool, str]:
     return False, "not in /proc/filesystems and no overlay module installed"
 
 
-def _filesystem_of(path: Path, mountinfo: str) -> str:
-    """The filesystem type holding ``path`` (or its nearest existing parent)."""
+def filesystem_of(path: Path, mountinfo: str) -> str:
+    """The filesystem type holding ``path`` (or its nearest existing parent), from the text
+    of a mountinfo file. kit's data root must not be on overlayfs (an upper dir cannot be)."""
     while not path.exists() and path != path.parent:
         path = path.parent
     resolved = str(path.resolve())
@@ -1021,7 +1022,7 @@ def check_overlay(ctx: Context) -> Check:
     name = "overlayfs"
     listed, where = _overlay_listed()
     store = data_root()
-    store_fs = _filesystem_of(store, ctx.mountinfo)
+    store_fs = filesystem_of(store, ctx.mountinfo)
     data: dict[str, Any] = {"listed": listed, "data_root": str(store), "data_root_fs": store_fs}
     modprobe = ctx.host.as_root("modprobe overlay")
     if not listed:
