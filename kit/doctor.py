@@ -48,6 +48,7 @@ from kit.linux.flags import (
     MS_NOSUID,
     MS_PRIVATE,
     MS_REC,
+    PR_SET_DUMPABLE,
 )
 from kit.linux.mount import mount
 from kit.linux.namespaces import unshare
@@ -442,8 +443,7 @@ NAMESPACE_KINDS: dict[str, tuple[str, int, str]] = {
 #: A container needs these; the others make some lessons unavailable.
 REQUIRED_NAMESPACES = ("mount", "pid", "uts", "ipc", "network")
 
-PR_GET_SECCOMP = 21
-PR_SET_DUMPABLE = 4
+PR_GET_SECCOMP = 21  # not in kit.linux.flags yet
 
 PROBE_TIMEOUT = 60.0
 
