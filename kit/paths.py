@@ -8,7 +8,6 @@ is how every test gets a private, disposable kit.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -64,5 +63,7 @@ def root_tag(root: Path | None = None) -> str:
     cgroups live in one host-wide tree: kit places containers under ``kit/<tag>-<id>`` so that
     two kit roots (two students, two test runs) never collide, and leftovers can be traced back.
     """
+    import hashlib
+
     base = str((root or data_root()).resolve())
     return hashlib.sha256(base.encode()).hexdigest()[:8]

@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TextIO
 
 #: Event kinds. ``syscall``: one system call. ``stage``: a stage started or ended.
@@ -51,7 +51,7 @@ class Event:
 
     def to_json(self) -> str:
         """One JSON line (no trailing newline)."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str | bytes) -> Event:
@@ -78,6 +78,8 @@ class Event:
         return f"{prefix}{text}"
 
 
+_FIELDS = tuple(f.name for f in fields(Event))
+
 Sink = Callable[[Event], None]
 
 
@@ -91,6 +93,9 @@ class Tracer:
     def __init__(self) -> None:
         self._sinks: list[Sink] = []
         self.stage: str | None = None
+        #: False: only the events the caller needs to drive a container (process, pause,
+        #: exit, error, result) are made; system calls and stages are not traced at all.
+        self.detail = True
 
     def reset(self) -> None:
         """Forget every sink (a forked child must not write to its parent's printers)."""
@@ -106,8 +111,8 @@ class Tracer:
 
     @property
     def active(self) -> bool:
-        """Whether anybody listens (callers may skip building costly event text)."""
-        return bool(self._sinks)
+        """Whether detailed events (system calls, stages) are wanted by anybody."""
+        return self.detail and bool(self._sinks)
 
     def emit(self, event: Event) -> None:
         if event.stage is None:

@@ -81,6 +81,7 @@ class ForegroundRun:
         self.use_fork = use_fork
         self.err = err
         self.sinks = []
+        self.trace = trace or events_json or step or bool(pause_after) or bool(pause_before)
         if trace:
             self.sinks.append(text_printer(err))
         self._events_stream: TextIO | None = None
@@ -136,6 +137,7 @@ class ForegroundRun:
             stdin=stdin_fd,
             relay_terminal=relay_terminal,
             use_fork=self.use_fork,
+            trace=self.trace,
             on_event=self.on_event,
         )
         self.container = container

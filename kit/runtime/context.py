@@ -46,6 +46,8 @@ class InitOptions:
     pause_after: list[str] = field(default_factory=list)
     #: Keep running when the caller goes away (a detached container's monitor decides).
     detach: bool = False
+    #: Send system-call and stage events (False: only what is needed to drive the container).
+    trace: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class InitOptions:
             "pause_before": self.pause_before,
             "pause_after": self.pause_after,
             "detach": self.detach,
+            "trace": self.trace,
         }
 
 

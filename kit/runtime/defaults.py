@@ -7,7 +7,7 @@ same flags, the same namespaces.
 
 from __future__ import annotations
 
-import secrets
+import os
 
 from kit.spec import DEFAULT_PATH, Linux, Mount, Namespace, Process, Root, Spec
 
@@ -46,7 +46,7 @@ def tmp_mount() -> Mount:
 
 def new_container_id() -> str:
     """64 hex digits like Docker's; the first 12 are the short id and default hostname."""
-    return secrets.token_hex(32)
+    return os.urandom(32).hex()
 
 
 def default_spec(

@@ -59,6 +59,7 @@ def parent_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
     code = SETUP_FAILED
     try:
         tracer().add_sink(fd_writer(channels.events))
+        tracer().detail = options.trace
         for sig in _PARENT_IGNORES:
             signal.signal(sig, signal.SIG_IGN)
         code = _create_and_watch(spec, channels, options)
@@ -74,7 +75,8 @@ def parent_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
 def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> int:
     log = tracer()
     log.stage = pipeline.NAMESPACES.name
-    log.emit(Event("stage", log.stage, phase="start", message=pipeline.NAMESPACES.summary))
+    if log.active:
+        log.emit(Event("stage", log.stage, phase="start", message=pipeline.NAMESPACES.summary))
     _enter_namespaces(spec)
     go_read, go_write = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -90,7 +92,8 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
             message=f"container process is PID {pid} on the host, PID 1 inside",
         )
     )
-    log.emit(Event("stage", log.stage, phase="end"))
+    if log.active:
+        log.emit(Event("stage", log.stage, phase="end"))
     # The container process waits for this byte, so the caller learns its host PID (the event
     # above) before anything else happens in it.
     os.write(go_write, b"g")

@@ -22,22 +22,25 @@ import json
 import os
 import select
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit import mounts
 from kit.errors import KitError
 from kit.linux.namespaces import namespace_ids
 from kit.runtime import pipeline
-from kit.runtime.console import RawTerminal, receive_fd, set_window_size, window_size
 from kit.runtime.context import Channels, InitOptions
 from kit.runtime.defaults import new_container_id
 from kit.spec import Spec
 from kit.trace import Event, tracer
+
+if TYPE_CHECKING:  # imported when needed: a container without a terminal never needs them
+    import socket
+    import subprocess
+
+    from kit.runtime.console import RawTerminal
 
 KIT_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -115,6 +118,7 @@ class ContainerProcess:
         relay_terminal: bool = False,
         use_fork: bool = False,
         detach: bool = False,
+        trace: bool = True,
         on_event: EventCallback | None = None,
     ) -> None:
         self.spec = spec
@@ -131,6 +135,7 @@ class ContainerProcess:
         self.relay_terminal = relay_terminal
         self.use_fork = use_fork
         self.detach = detach
+        self.trace = trace
         self.on_event = on_event
         self.events: list[Event] = []
         self.init_pid: int | None = None
@@ -146,7 +151,6 @@ class ContainerProcess:
         self._capture_fds: dict[int, str] = {}
         self._captured: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         self._buffer = b""
-        self._host_mounts: list[mounts.Mount] = []
         self._last_mounts: list[mounts.Mount] = []
         self._host_ns: dict[str, int] = {}
         self._error: KitError | None = None
@@ -159,15 +163,18 @@ class ContainerProcess:
     # --- starting -------------------------------------------------------------------------
 
     def start(self) -> ContainerProcess:
-        self._host_mounts = mounts.read()
-        self._last_mounts = self._host_mounts
-        self._host_ns = namespace_ids()
+        if self.pause_after or self.pause_before:
+            # The baseline against which the first pause shows what changed.
+            self._last_mounts = mounts.read()
+            self._host_ns = namespace_ids()
         events_r, events_w = os.pipe2(os.O_CLOEXEC)
         control_r, control_w = os.pipe2(os.O_CLOEXEC)
         resume_r, resume_w = os.pipe2(os.O_CLOEXEC)
         child_fds = [events_w, control_r, resume_r]
         console_child = -1
         if self.spec.process.terminal:
+            import socket
+
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             self._console_sock = ours
             console_child = theirs.detach()
@@ -184,6 +191,7 @@ class ContainerProcess:
             pause_before=sorted(set(self.pause_before) | self._silent_before),
             pause_after=self.pause_after,
             detach=self.detach,
+            trace=self.trace,
         )
         stdio = {
             0: self.stdin,
@@ -205,6 +213,8 @@ class ContainerProcess:
     def _reexec(
         self, channels: Channels, options: InitOptions, stdio: dict[int, int | None]
     ) -> int:
+        import subprocess
+
         spec_r, spec_w = os.pipe2(os.O_CLOEXEC)
         setup = {"channels": channels.to_dict(), "options": options.to_dict(), "spec_fd": spec_r}
         argv = [
@@ -233,6 +243,8 @@ class ContainerProcess:
     def _fork(self, channels: Channels, options: InitOptions, stdio: dict[int, int | None]) -> int:
         """Fork the init directly: saves starting an interpreter. Only for single-threaded
         callers (the CLI); forking a threaded process can deadlock the child."""
+        from kit.runtime.init import parent_main  # imported before fork: the child inherits it
+
         pid = os.fork()
         if pid != 0:
             return pid
@@ -247,8 +259,6 @@ class ContainerProcess:
                 if fd > 2 and fd not in keep:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-            from kit.runtime.init import parent_main
-
             parent_main(self.spec, channels, options)
         finally:
             os._exit(125)
@@ -353,6 +363,8 @@ class ContainerProcess:
             watch.append(self.console_master)
             watch.append(0)
         if self._resized and self.console_master is not None:
+            from kit.runtime.console import set_window_size, window_size
+
             self._resized = False
             size = window_size(0)
             if size:
@@ -428,6 +440,8 @@ class ContainerProcess:
         return pause
 
     def _receive_console(self) -> None:
+        from kit.runtime.console import RawTerminal, receive_fd, set_window_size, window_size
+
         assert self._console_sock is not None
         fd = receive_fd(self._console_sock)
         self._console_sock.close()

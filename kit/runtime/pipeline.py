@@ -99,12 +99,14 @@ def run_container_stages(ctx: InitContext) -> None:
         log.stage = stage.name
         if stage.name in ctx.options.pause_before:
             pause(ctx, stage.name, "before")
-        log.emit(Event("stage", stage.name, phase="start", message=stage.summary))
+        if log.active:
+            log.emit(Event("stage", stage.name, phase="start", message=stage.summary))
         assert stage.run is not None
-        if stage.name == "exec":
+        if stage.name == "exec" and log.active:
+            # exec does not return: its end is announced just before the execve.
             log.emit(Event("stage", stage.name, phase="end"))
         stage.run(ctx)
-        if stage.name != "exec":
+        if stage.name != "exec" and log.active:
             log.emit(Event("stage", stage.name, phase="end"))
         if stage.name in ctx.options.pause_after and stage.name != "exec":
             pause(ctx, stage.name, "after")

@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -59,11 +58,11 @@ def locked(container_id: str) -> Iterator[Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    # rename(2) replaces the file in one step: a reader sees the old or the new state, never
+    # half of it. No fsync: this is live state (under /run), worthless after a reboot anyway.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "w", encoding="utf-8") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(temporary, path)
 
 
@@ -115,4 +114,6 @@ def list_states() -> list[ContainerState]:
 
 def remove(container_id: str) -> None:
     """Delete the container's record (and anything else in its directory)."""
+    import shutil
+
     shutil.rmtree(container_dir(container_id), ignore_errors=True)
