@@ -845,7 +845,8 @@ def check_destination(dest: Path, *, replace: bool) -> None:
         raise KitError(
             f"{dest} already exists and is not empty",
             cause="kit does not overwrite a directory unless asked to",
-            fix="add --force (replace=True) to replace it, or choose another destination",
+            fix="add --force to replace it (replace=True from Python), or choose another "
+            "destination",
         )
     _refuse_if_mounted(dest)
 
