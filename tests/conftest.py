@@ -165,3 +165,24 @@ def leak_guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]
 
     if problems:
         pytest.fail("leak guard: " + " | ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def host_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root filesystem built from the host's programs (kit's default kind), shared by the
+    session: tests must not write into it (a container's /tmp is a tmpfs; use that)."""
+    from kit.rootfs import build_rootfs
+
+    dest = tmp_path_factory.mktemp("rootfs") / "host"
+    build_rootfs(dest, "host")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A busybox root filesystem, shared by the session (read-only by convention)."""
+    from kit.rootfs import build_rootfs
+
+    dest = tmp_path_factory.mktemp("rootfs") / "busybox"
+    build_rootfs(dest, "busybox")
+    return dest
