@@ -206,6 +206,23 @@ class LandlockRule:
 
 
 @dataclass
+class OverlaySpec:
+    """The root filesystem as an overlay: image layers under the container's writable layer.
+
+    The rootfs stage mounts it at ``root.path`` inside the container's own mount namespace,
+    so the host never sees the mount and it vanishes with the container.
+    """
+
+    #: Read-only layer directories, top layer first (overlayfs's lowerdir order).
+    lowers: list[str] = field(default_factory=list)
+    #: The container's writable layer and overlayfs's scratch directory (same filesystem).
+    upper: str | None = None
+    work: str | None = None
+    #: Keep overlay's marks in ``user.overlay.*`` (required inside a user namespace).
+    userxattr: bool = False
+
+
+@dataclass
 class KitOptions:
     """kit's own settings, kept under the ``"kit"`` key of config.json.
 
@@ -219,6 +236,8 @@ class KitOptions:
     #: look at the container from the inside without needing tools in the rootfs.
     probe: str | None = None
     probe_args: dict[str, Any] = field(default_factory=dict)
+    #: Mount the root filesystem as an overlay of image layers (``kit run IMAGE``).
+    overlay: OverlaySpec | None = None
 
 
 @dataclass

@@ -117,16 +117,19 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
     from kit.rootfs_check import check_rootfs
     from kit.runtime.defaults import DEFAULT_NAMESPACES, default_spec
 
-    if not args.rootfs:
-        raise KitError(
-            "no root filesystem given",
-            fix="pass --rootfs DIR (build one with `kit rootfs build DIR`)",
-            exit_code=2,
-        )
-    rootfs = check_rootfs(args.rootfs)
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
+    if not args.rootfs:
+        # Without --rootfs the first word is an IMAGE: its layers become the root.
+        if not command:
+            raise KitError(
+                "no image or root filesystem given",
+                fix="kit run IMAGE [COMMAND...], or pass --rootfs DIR",
+                exit_code=2,
+            )
+        return _image_spec(args, container_id, command[0], command[1:])
+    rootfs = check_rootfs(args.rootfs)
     if not command:
         raise KitError(
             "no command given",
@@ -154,6 +157,41 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
         spec.process.user.gid = gid if gid is not None else uid
     for name in RUN_OPTION_MODULES:
         importlib.import_module(name).apply(args, spec)
+    return spec
+
+
+def _image_spec(args: argparse.Namespace, container_id: str, name: str, command: list[str]):  # type: ignore[no-untyped-def]
+    """The spec for ``kit run IMAGE [COMMAND...]``: image layers + a writable layer."""
+    from kit.errors import KitError
+    from kit.image.container import apply_image_config, create_writable_layer, writable_layer
+    from kit.image.image import resolve
+    from kit.image.store import Store
+    from kit.runtime.defaults import DEFAULT_NAMESPACES, default_spec
+
+    for item in args.env:
+        if "=" not in item:
+            raise KitError(f"invalid --env {item!r}", fix="use --env KEY=VALUE", exit_code=2)
+    image = resolve(Store(), name)
+    if not image.is_unpacked():
+        image.unpack()
+    hostname = args.hostname or container_id[:12]
+    check_hostname(hostname)
+    namespaces = tuple(n for n in DEFAULT_NAMESPACES if not (n == "network" and args.net == "host"))
+    spec = default_spec(command, "", hostname=hostname, terminal=args.tty, namespaces=namespaces)
+    apply_image_config(
+        spec,
+        image,
+        command=command,
+        user=args.user,
+        workdir=args.workdir,
+        user_env=args.env,
+        hostname_given=bool(args.hostname),
+    )
+    for module in RUN_OPTION_MODULES:
+        importlib.import_module(module).apply(args, spec)
+    # Last, so a refused option above leaves no directory behind.
+    spec.kit.overlay = create_writable_layer(container_id, image)
+    spec.root.path = str(writable_layer(container_id).merged)
     return spec
 
 

@@ -3,6 +3,12 @@
 pivot_root(2) only accepts a *mount point* as the new root (EINVAL otherwise). A directory on
 the host disk is not one, so kit bind-mounts the directory onto itself: same files, but now a
 separate mount that can become ``/`` and can get its own flags (read-only, for instance).
+
+A container made from an image (``kit run IMAGE``) gets an **overlay** instead: the image's
+layers, read-only, stacked under the container's own writable layer (see :mod:`kit.overlay`).
+It is mounted here, inside the container's new mount namespace, so the host's mount table
+never shows it, and it disappears with the namespace when the container ends: nothing to
+unmount, nothing to leak. An overlay mount is a mount point already, no bind needed.
 """
 
 from __future__ import annotations
@@ -21,6 +27,14 @@ def run(ctx: InitContext) -> None:
             f"root filesystem {ctx.rootfs} is not a directory",
             fix="build one with `kit rootfs build DIR` and pass --rootfs DIR",
         )
+    layers = ctx.spec.kit.overlay
+    if layers is not None:
+        from kit import overlay
+
+        overlay.mount_overlay(
+            ctx.rootfs, layers.lowers, layers.upper, layers.work, userxattr=layers.userxattr
+        )
+        return
     mount(
         ctx.rootfs,
         ctx.rootfs,

@@ -1,0 +1,321 @@
+"""The image store: an OCI image layout under the kit root, plus unpacked layers beside it.
+
+::
+
+    KIT_ROOT/images/            an OCI image layout (umoci and skopeo read it as it is)
+        oci-layout              {"imageLayoutVersion": "1.0.0"}
+        index.json              every tagged image: a manifest descriptor named by
+                                org.opencontainers.image.ref.name = "NAME:TAG"
+        blobs/sha256/HEX        manifests, configs and layer tars, named by their digest
+    KIT_ROOT/layers/CHAINHEX/   one unpacked layer, keyed by its chain id
+        diff/                   its files, in overlayfs's form (whiteouts are char devices 0/0)
+        link                    its short name, for mounts with many layers
+    KIT_ROOT/layers/l/SHORT     -> ../CHAINHEX/diff
+
+Blobs are written to a temporary file while hashing and renamed into place only when the
+digest matches: a blob file always holds exactly the bytes its name promises. Reads check
+again (:meth:`Store.read_blob`, :meth:`Store.open_blob`), so a corrupted store is noticed,
+not used. ``index.json`` is replaced atomically under a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from kit import paths
+from kit.errors import KitError
+from kit.image import digest as digests
+from kit.image import media
+from kit.image.documents import (
+    REF_NAME,
+    Descriptor,
+    ImageConfig,
+    Index,
+    Manifest,
+    canonical,
+    parse_json,
+)
+
+LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+#: Alphabet of short layer names: 4 characters, so 500 layers fit in one page of options.
+_LINK_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class Store:
+    """The image store of one kit root."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        base = Path(root) if root is not None else paths.data_root()
+        self.root = base / "images"
+        self.blobs = self.root / "blobs" / "sha256"
+        self.layers = base / "layers"
+        self.links = self.layers / "l"
+        self.cache = base / "build-cache"
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def init(self) -> Store:
+        """Create the layout if it is not there yet (idempotent)."""
+        if (self.root / "oci-layout").exists() and (self.root / "index.json").exists():
+            return self
+        paths.ensure(self.blobs, 0o755)
+        paths.ensure(self.links, 0o755)
+        with self.lock():
+            if not (self.root / "oci-layout").exists():
+                _write_atomic(self.root / "oci-layout", json.dumps(LAYOUT_VERSION).encode())
+            if not (self.root / "index.json").exists():
+                _write_atomic(self.root / "index.json", canonical(Index([]).to_dict()))
+        return self
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's lock (index changes, removals, layer unpacking)."""
+        paths.ensure(self.root, 0o755)
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    # --- blobs -----------------------------------------------------------------------------
+
+    def blob_path(self, digest: str) -> Path:
+        return self.blobs / digests.hex_of(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def put_bytes(self, data: bytes, media_type: str) -> Descriptor:
+        """Store a blob from memory; returns its descriptor."""
+        digest = digests.sha256_bytes(data)
+        path = self.blob_path(digest)
+        if not path.exists():
+            self.init()
+            _write_atomic(path, data)
+        return Descriptor(media_type, digest, len(data))
+
+    def put_json(self, value: dict[str, object], media_type: str) -> Descriptor:
+        return self.put_bytes(canonical(value), media_type)
+
+    def put_stream(
+        self,
+        stream: BinaryIO,
+        media_type: str,
+        *,
+        expect: str | None = None,
+        size: int | None = None,
+        what: str = "blob",
+    ) -> Descriptor:
+        """Store a blob from a stream, hashing as it goes; verify ``expect`` if given."""
+        self.init()
+        reader = digests.HashingReader(stream)
+        fd, temp = tempfile.mkstemp(prefix=".incoming-", dir=self.blobs)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := reader.read(1 << 20):
+                    out.write(chunk)
+            if expect is not None:
+                reader.verify(expect, size, what=what)
+            os.chmod(temp, 0o644)
+            os.replace(temp, self.blob_path(reader.digest))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        return Descriptor(media_type, reader.digest, reader.size)
+
+    def read_blob(self, desc: Descriptor | str, *, what: str = "blob") -> bytes:
+        """A blob's bytes, after checking they hash to its name (and size, when known)."""
+        digest = desc if isinstance(desc, str) else desc.digest
+        size = None if isinstance(desc, str) else desc.size
+        try:
+            data = self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise KitError(
+                f"{what} {digest} is missing from the store",
+                cause="the image refers to a blob that was never stored or was deleted",
+                fix="pull, import or build the image again",
+            ) from None
+        if size is not None and len(data) != size:
+            raise KitError(
+                f"{what} {digest} has the wrong size: {len(data)} bytes, expected {size}",
+                cause="the store's copy is truncated or the document lies about it",
+                fix="remove the image (`kit rmi`) and fetch it again",
+            )
+        actual = digests.sha256_bytes(data)
+        if actual != digest:
+            raise KitError(
+                f"{what} digest mismatch in the store: {digest} holds content hashing to {actual}",
+                cause="the file was changed on disk after kit stored it",
+                fix="remove the image (`kit rmi`) and fetch it again",
+            )
+        return data
+
+    def open_blob(self, desc: Descriptor, *, what: str = "blob") -> digests.HashingReader:
+        """A hashing stream over a blob; call ``.verify(desc.digest, desc.size)`` at the end."""
+        try:
+            handle = open(self.blob_path(desc.digest), "rb")  # noqa: SIM115 (caller closes)
+        except FileNotFoundError:
+            raise KitError(
+                f"{what} {desc.digest} is missing from the store",
+                fix="pull, import or build the image again",
+            ) from None
+        return digests.HashingReader(handle, name=desc.digest)
+
+    # --- documents -------------------------------------------------------------------------
+
+    def manifest(self, desc: Descriptor) -> Manifest:
+        data = self.read_blob(desc, what="manifest")
+        return Manifest.parse(data, what=f"manifest {desc.digest[:19]}", media_type=desc.media_type)
+
+    def config(self, desc: Descriptor) -> ImageConfig:
+        return ImageConfig.parse(
+            self.read_blob(desc, what="image config"), what=f"config {desc.digest[:19]}"
+        )
+
+    def index(self) -> Index:
+        self.init()
+        return Index.parse((self.root / "index.json").read_bytes(), what=f"{self.root}/index.json")
+
+    def _write_index(self, index: Index) -> None:
+        _write_atomic(self.root / "index.json", canonical(index.to_dict()))
+
+    def tags(self) -> dict[str, Descriptor]:
+        """Every tagged image: ``NAME:TAG`` -> its manifest descriptor."""
+        return {
+            d.annotations[REF_NAME]: d for d in self.index().manifests if REF_NAME in d.annotations
+        }
+
+    def tag(self, name: str, manifest: Descriptor) -> None:
+        """Point ``name`` (``NAME:TAG``) at a manifest, replacing an older image of that name."""
+        media.check(manifest.media_type, media.MANIFESTS, what="a tagged image")
+        entry = Descriptor(manifest.media_type, manifest.digest, manifest.size, {REF_NAME: name})
+        with self.lock():
+            index = self.index()
+            index.manifests = [
+                d for d in index.manifests if d.annotations.get(REF_NAME) != name
+            ] + [entry]
+            self._write_index(index)
+
+    def untag(self, name: str) -> Descriptor:
+        with self.lock():
+            index = self.index()
+            kept = [d for d in index.manifests if d.annotations.get(REF_NAME) != name]
+            if len(kept) == len(index.manifests):
+                raise KitError(f"no image named {name}", fix="list images with `kit images`")
+            removed = next(d for d in index.manifests if d.annotations.get(REF_NAME) == name)
+            index.manifests = kept
+            self._write_index(index)
+        return removed
+
+    # --- unpacked layers -------------------------------------------------------------------
+
+    def layer_path(self, chain_id: str) -> Path:
+        """The directory of an unpacked layer (its files are in ``diff/``)."""
+        return self.layers / digests.hex_of(chain_id)
+
+    def diff_path(self, chain_id: str) -> Path:
+        return self.layer_path(chain_id) / "diff"
+
+    def has_layer(self, chain_id: str) -> bool:
+        return (self.layer_path(chain_id) / "link").is_file()
+
+    def link_name(self, chain_id: str) -> str:
+        """The layer's short name under ``layers/l/`` (made when the layer was added)."""
+        return (self.layer_path(chain_id) / "link").read_text().strip()
+
+    @contextlib.contextmanager
+    def new_layer(self, chain_id: str) -> Iterator[Path]:
+        """Build an unpacked layer atomically: fill the yielded ``diff`` directory.
+
+        The layer appears (renamed into place, with its short link) only if the block
+        finishes; on any error nothing of it remains. If another kit added the same layer
+        meanwhile, ours is discarded: same chain id, same content.
+        """
+        paths.ensure(self.links, 0o755)
+        staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.layers))
+        try:
+            diff = staging / "diff"
+            diff.mkdir(mode=0o755)
+            yield diff
+            with self.lock():
+                final = self.layer_path(chain_id)
+                if (final / "link").is_file():
+                    shutil.rmtree(staging)
+                    return
+                if final.exists():  # a half-made layer from a killed kit: replace it
+                    shutil.rmtree(final)
+                link = self._new_link()
+                (staging / "link").write_text(link)
+                os.rename(staging, final)
+                os.symlink(f"../{final.name}/diff", self.links / link)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _new_link(self) -> str:
+        while True:
+            name = "".join(secrets.choice(_LINK_ALPHABET) for _ in range(4))
+            if not os.path.lexists(self.links / name):
+                return name
+
+    def remove_layer(self, chain_id: str) -> None:
+        final = self.layer_path(chain_id)
+        with contextlib.suppress(OSError):
+            os.unlink(self.links / self.link_name(chain_id))
+        shutil.rmtree(final, ignore_errors=True)
+
+    # --- garbage collection ----------------------------------------------------------------
+
+    def collect(self, in_use: set[str] | None = None) -> tuple[int, int]:
+        """Remove blobs and unpacked layers no tagged image needs; (blobs, layers) removed.
+
+        ``in_use`` holds chain ids that containers still run on: they are kept.
+        """
+        from kit.image.image import Image
+
+        keep_blobs: set[str] = set()
+        keep_layers: set[str] = set(in_use or ())
+        with self.lock():
+            for desc in self.index().manifests:
+                image = Image.load(self, desc, verify=False)
+                keep_blobs |= {desc.digest, image.manifest.config.digest}
+                keep_blobs |= {layer.digest for layer in image.manifest.layers}
+                keep_layers |= set(image.chain_ids)
+            removed_blobs = 0
+            for blob in self.blobs.iterdir():
+                if f"sha256:{blob.name}" not in keep_blobs and not blob.name.startswith("."):
+                    blob.unlink()
+                    removed_blobs += 1
+            removed_layers = 0
+            for layer in self.layers.iterdir():
+                if layer.name == "l" or layer.name.startswith("."):
+                    continue
+                if f"sha256:{layer.name}" not in keep_layers:
+                    link = layer / "link"
+                    if link.is_file():
+                        with contextlib.suppress(OSError):
+                            os.unlink(self.links / link.read_text().strip())
+                    shutil.rmtree(layer, ignore_errors=True)
+                    removed_layers += 1
+        return removed_blobs, removed_layers
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    with open(temp, "wb") as handle:
+        handle.write(data)
+    os.chmod(temp, 0o644)
+    os.replace(temp, path)
+
+
+def load_json_blob(store: Store, desc: Descriptor, *, what: str) -> dict[str, object]:
+    """A JSON blob from the store, verified and parsed."""
+    return parse_json(store.read_blob(desc, what=what), what=what)
