@@ -24,6 +24,8 @@ from kit.paths import root_tag
 
 REPO = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["pytester"]  # tests/test_leak_guard.py runs the guard on purpose-leaky tests
+
 HOST_KIT_DIRS = (Path("/var/lib/kit"), Path("/run/kit"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
