@@ -90,6 +90,9 @@ SKELETON = {
 
 LEARNER_UID = 1000
 
+#: Where busybox-static puts busybox (then PATH is searched).
+BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
+
 
 @dataclass
 class CopiedFile:
@@ -202,6 +205,7 @@ def build_rootfs(
         else:
             assert tar_file is not None
             _build_tar(temp, report, tar_file, allow_devices=allow_devices)
+        report.total_bytes = tree_size(temp)[0]
     tracer().info(f"root filesystem ready: {final} ({report.total_bytes} bytes)", dest=str(final))
     return report
 
@@ -231,7 +235,7 @@ def _is_built(path: Path) -> bool:
 
 def find_busybox() -> str:
     """The host's static busybox, or a KitError saying how to install it."""
-    candidates = ["/bin/busybox", "/usr/bin/busybox", shutil.which("busybox")]
+    candidates = [*BUSYBOX_PATHS, shutil.which("busybox")]
     found = next((c for c in candidates if c and os.path.isfile(c)), None)
     if found is None:
         raise KitError(
@@ -585,8 +589,7 @@ def _build_host(
         if _find_host_program(SHELL) is None:
             _shell_from_bash(root, copier, report)
         _copy_terminfo(copier)
-        _etc_files(root, source="host")
-    report.total_bytes = sum(copier.copied.values())
+        _etc_files(root, report, source="host")
 
 
 def _shell_from_bash(root: SafeRoot, copier: _HostCopier, report: RootfsReport) -> None:
@@ -634,7 +637,7 @@ def _skeleton(root: SafeRoot, *, mirror_host: bool) -> None:
         root.chown("home/learner", LEARNER_UID, LEARNER_UID)
 
 
-def _etc_files(root: SafeRoot, *, source: str) -> None:
+def _etc_files(root: SafeRoot, report: RootfsReport, *, source: str) -> None:
     """The files in /etc that programs expect: users, groups, names, resolver, os-release."""
     built = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
     files = {
@@ -657,11 +660,14 @@ def _etc_files(root: SafeRoot, *, source: str) -> None:
         f"KIT_ROOTFS_SOURCE={source}\nKIT_BUILT={built}\n"
         "# Built by kit (`kit rootfs build`), for learning how containers get their files.\n",
     }
-    for path, text in files.items():
-        root.write_file(path, text.encode())
     # /etc/shadow holds password hashes: only root may read it. "*" means "no password".
     shadow = "".join(f"{user}:*:19000:0:99999:7:::\n" for user in ("root", "nobody", "learner"))
-    root.write_file("etc/shadow", shadow.encode(), 0o640)
+    for path, text, mode in [
+        *((path, text, 0o644) for path, text in files.items()),
+        ("etc/shadow", shadow, 0o640),
+    ]:
+        size = root.write_file(path, text.encode(), mode)
+        report.files.append(CopiedFile("/" + path, "file", size=size))
 
 
 def _resolv_conf() -> str:
@@ -714,8 +720,7 @@ def _build_busybox(temp: Path, report: RootfsReport, busybox: str) -> None:
             program.links.append("/" + "/".join(parts))
             report.files.append(CopiedFile("/" + "/".join(parts), "symlink", target="/bin/busybox"))
         report.programs.append(program)
-        _etc_files(root, source="busybox")
-    report.total_bytes = size
+        _etc_files(root, report, source="busybox")
 
 
 # --- tar ------------------------------------------------------------------------------------
@@ -726,7 +731,6 @@ def _build_tar(
 ) -> None:
     tracer().info(f"unpacking {tar_file}", archive=str(tar_file))
     report.extract = tarsafe.extract(tar_file, temp, allow_devices=allow_devices)
-    report.total_bytes = report.extract.bytes
     report.warnings.extend(runnable_problems(temp, "/bin/sh"))
     if not report.warnings:
         sh = _describe_in_root(temp, "/bin/sh")
