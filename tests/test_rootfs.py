@@ -411,6 +411,76 @@ def test_hostile_tar_is_refused_and_dest_never_exists(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar", "outside"]
 
 
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o644
+    if kind == tarfile.CHRTYPE:
+        info.devmajor, info.devminor = 1, 1
+    return info
+
+
+#: (case, members as (name, type, link), the member that must be refused). ``OUT`` is the
+#: sentinel directory beside DEST, ``../outside`` the same seen from inside DEST.
+HOSTILE = [
+    ("absolute", [("OUT/pwned", tarfile.REGTYPE, "")], "OUT/pwned"),
+    ("dotdot", [("a/../../outside/pwned", tarfile.REGTYPE, "")], "a/../../outside/pwned"),
+    (
+        "symlink-then-file",
+        [("s", tarfile.SYMTYPE, "OUT"), ("s/pwned", tarfile.REGTYPE, "")],
+        "s/pwned",
+    ),
+    (
+        "symlink-dir-then-file",
+        [
+            ("d", tarfile.DIRTYPE, ""),
+            ("d/up", tarfile.SYMTYPE, "../../outside"),
+            ("d/up/pwned", tarfile.REGTYPE, ""),
+        ],
+        "d/up/pwned",
+    ),
+    ("hardlink-outside", [("h", tarfile.LNKTYPE, "../outside/sentinel.txt")], "h"),
+    ("hardlink-absolute", [("h", tarfile.LNKTYPE, "OUT/sentinel.txt")], "h"),
+    ("device", [("dev/mem", tarfile.CHRTYPE, "")], "dev/mem"),
+    (
+        "dir-replaced-by-symlink",
+        [
+            ("etc", tarfile.DIRTYPE, ""),
+            ("etc", tarfile.SYMTYPE, "OUT"),
+            ("etc/sentinel.txt", tarfile.REGTYPE, ""),
+        ],
+        "etc/sentinel.txt",
+    ),
+]
+
+
+@pytest.mark.parametrize(("members", "bad"), [c[1:] for c in HOSTILE], ids=[c[0] for c in HOSTILE])
+def test_hostile_tar_rootfs_build(
+    tmp_path: Path, members: list[tuple[str, bytes, str]], bad: str
+) -> None:
+    outside = sentinel(tmp_path)
+
+    def real(text: str) -> str:
+        return text.replace("OUT", str(outside))
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_member("bin", tarfile.DIRTYPE))
+        for name, kind, link in members:
+            payload = io.BytesIO(b"") if kind == tarfile.REGTYPE else None
+            tar.addfile(_member(real(name), kind, real(link)), payload)
+    archive = tmp_path / "evil.tar"
+    archive.write_bytes(buffer.getvalue())
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeMember) as caught:
+        rootfs.build_rootfs(dest, "tar", tar_file=archive)
+    assert caught.value.member == real(bad)
+    assert repr(real(bad)) in str(caught.value)
+    assert not dest.exists()
+    assert [p.name for p in outside.iterdir()] == ["sentinel.txt"]
+    assert (outside / "sentinel.txt").read_text() == "untouched\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.tar", "outside"]
+
+
 def test_tar_devices_need_permission(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
