@@ -1,0 +1,70 @@
+"""Shared helpers for benchmarks: timing commands side by side and reporting medians."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def kit_executable() -> list[str]:
+    """The installed ``kit`` command as users run it (not pyenv's slow shell shim)."""
+    beside_python = Path(sys.executable).with_name("kit")
+    if beside_python.exists():
+        return [str(beside_python)]
+    found = shutil.which("kit")
+    return [found] if found else [sys.executable, "-m", "kit"]
+
+
+def time_command(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
+    """Wall-clock seconds of one run; a failing run is an error, not a fast sample."""
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def interleaved(
+    contenders: dict[str, Callable[[int], float]], runs: int, warmup: int = 3
+) -> dict[str, list[float]]:
+    """Run each contender ``runs`` times, alternating between them so drift hits all equally."""
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for i in range(warmup):
+        for measure in contenders.values():
+            measure(-1 - i)
+    for i in range(runs):
+        for name, measure in contenders.items():
+            samples[name].append(measure(i))
+    return samples
+
+
+def report(title: str, samples: dict[str, list[float]], baseline: str) -> dict[str, float]:
+    """Print medians (ms) and each contender's ratio to ``baseline``; return the medians."""
+    medians = {name: statistics.median(values) * 1000 for name, values in samples.items()}
+    print(f"\n{title}")
+    print(f"  {'contender':<34} {'median ms':>10} {'ratio':>8}")
+    for name, median in medians.items():
+        ratio = median / medians[baseline]
+        print(f"  {name:<34} {median:>10.1f} {ratio:>7.2f}x")
+    return medians
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        sys.exit(f"bench: {tool} is not installed (sudo apt-get install -y {tool})")
+    return path
+
+
+def scratch_dir(prefix: str) -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def machine() -> str:
+    return f"{os.uname().machine}, kernel {os.uname().release}, {os.cpu_count()} cpus"
