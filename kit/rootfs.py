@@ -269,7 +269,10 @@ def runnable_problems(root: str | os.PathLike[str], program: str = "/bin/sh") ->
         if not st.st_mode & 0o111:
             return [f"{program} is not executable (chmod +x)"]
         if data.startswith(elf.MAGIC):
-            needs = elf.inspect(io.BytesIO(data)).interpreter
+            try:
+                needs = elf.inspect(io.BytesIO(data)).interpreter
+            except KitError as error:
+                return [f"{program} is a damaged ELF file ({error.cause}): exec would fail"]
             kind = "its ELF interpreter (the loader)"
         elif data.startswith(b"#!"):
             words = data[2:].split(b"\n")[0].split()
@@ -748,7 +751,10 @@ def _describe_in_root(root: Path, program: str) -> ProgramReport | None:
     name = os.path.basename(program)
     if not data.startswith(elf.MAGIC):
         return ProgramReport(name, program, program, "script", size=st.st_size)
-    info = elf.inspect(io.BytesIO(data))
+    try:
+        info = elf.inspect(io.BytesIO(data))
+    except KitError:
+        return ProgramReport(name, program, program, "other", size=st.st_size)
     return ProgramReport(
         name,
         program,

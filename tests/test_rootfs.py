@@ -376,6 +376,13 @@ def test_tar_with_a_missing_loader_warns_and_exec_says_enoent(tmp_path: Path) ->
     assert "No such file or directory" in result.stderr
 
 
+def test_tar_with_a_damaged_shell_warns(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "a.tar", {"bin/sh": b"\x7fELF\x02\x01\x01 and then nothing"})
+    report = rootfs.build_rootfs(tmp_path / "dest", "tar", tar_file=archive)
+    assert len(report.warnings) == 1 and "damaged ELF" in report.warnings[0]
+    assert (tmp_path / "dest" / "bin" / "sh").is_file()
+
+
 def test_tar_symlinked_shell_is_resolved_inside(tmp_path: Path) -> None:
     """/bin/sh -> /bin/busybox is absolute: checked inside the root, not on the host."""
     busybox = Path(rootfs.find_busybox()).read_bytes()
