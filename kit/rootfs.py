@@ -336,8 +336,23 @@ class _RootReader:
             os.close(fd)
 
 
-def list_rootfs(directory: Path | None = None) -> list[dict[str, object]]:
-    """The root filesystems under kit's rootfs directory: name, path, source, size, files."""
+@dataclass
+class BuiltRootfs:
+    """One root filesystem found under kit's rootfs directory."""
+
+    name: str
+    path: str
+    source: str  # host, busybox, or "-" when it has no kit marker (e.g. unpacked from a tar)
+    bytes: int
+    entries: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def list_rootfs(directory: Path | None = None) -> list[BuiltRootfs]:
+    """The root filesystems under kit's rootfs directory (default: kit.paths.rootfs_dir())."""
     base = directory or paths.rootfs_dir()
     if not base.is_dir():
         return []
@@ -346,15 +361,8 @@ def list_rootfs(directory: Path | None = None) -> list[dict[str, object]]:
         if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
             continue  # dot entries are builds in progress and locks
         size, count = tree_size(entry)
-        found.append(
-            {
-                "name": entry.name,
-                "path": str(entry),
-                "source": _read_marker(entry).get("KIT_ROOTFS_SOURCE", "-"),
-                "bytes": size,
-                "files": count,
-            }
-        )
+        source = _read_marker(entry).get("KIT_ROOTFS_SOURCE", "-")
+        found.append(BuiltRootfs(entry.name, str(entry), source, size, count))
     return found
 
 

@@ -11,6 +11,12 @@ kit rootfs ls                                 # what is under kit's rootfs direc
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from kit.rootfs import RootfsReport
 
 #: Kept in step with kit.rootfs.SOURCES (not imported: the parser must stay light).
 SOURCES = ("host", "busybox", "tar")
@@ -144,7 +150,7 @@ def build_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_build(report, *, verbose: bool) -> None:  # type: ignore[no-untyped-def]
+def _print_build(report: RootfsReport, *, verbose: bool) -> None:
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=True)
@@ -164,13 +170,13 @@ def _print_build(report, *, verbose: bool) -> None:  # type: ignore[no-untyped-d
     console.print(f"try it: kit run --rm -it --rootfs {report.dest} /bin/sh")
 
 
-def _entries(report) -> int:  # type: ignore[no-untyped-def]
+def _entries(report: RootfsReport) -> int:
     if report.extract is not None:
-        return int(report.extract.members)
+        return report.extract.members
     return len(report.files)
 
 
-def _summary(report) -> list[str]:  # type: ignore[no-untyped-def]
+def _summary(report: RootfsReport) -> list[str]:
     """A few lines: which programs, which loader, which libraries."""
     lines = []
     for program in report.programs:
@@ -206,7 +212,7 @@ def _summary(report) -> list[str]:  # type: ignore[no-untyped-def]
     return lines
 
 
-def _program_table(report):  # type: ignore[no-untyped-def]
+def _program_table(report: RootfsReport) -> Table:
     from rich.table import Table
 
     table = Table(title=f"programs in {report.dest}", title_justify="left")
@@ -240,7 +246,7 @@ def ls_command(args: argparse.Namespace) -> int:
 
     found = list_rootfs()
     if args.json:
-        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        sys.stdout.write(json.dumps([entry.to_dict() for entry in found], indent=2) + "\n")
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -260,11 +266,7 @@ def ls_command(args: argparse.Namespace) -> int:
     table.add_column("path")
     for entry in found:
         table.add_row(
-            str(entry["name"]),
-            str(entry["source"]),
-            human_size(int(entry["bytes"])),  # type: ignore[call-overload]
-            str(entry["files"]),
-            str(entry["path"]),
+            entry.name, entry.source, human_size(entry.bytes), str(entry.entries), entry.path
         )
     console.print(table)
     return 0
