@@ -521,3 +521,42 @@ def test_safe_root_refuses_dotdot_and_symlinked_parents(tmp_path: Path) -> None:
         safe.write_file("/etc/hostname", b"kit\n")  # a leading / means the root
     assert not (tmp_path / "escape").exists()
     assert (root / "etc" / "hostname").read_bytes() == b"kit\n"
+
+
+def test_libarchive_xattrs(tmp_path: Path) -> None:
+    """bsdtar writes xattrs as LIBARCHIVE.xattr.NAME = base64(value), NAME url-encoded."""
+    info, data = reg("f", b"x")
+    info.pax_headers = {
+        "LIBARCHIVE.xattr.user.caf%C3%A9": "aGk",  # "hi", unpadded as bsdtar writes it
+        "SCHILY.xattr.user.raw": b"\x00\xfe".decode("utf-8", "surrogateescape"),
+    }
+    archive = make_tar(tmp_path / "a.tar", [(info, data)])
+    dest = tmp_path / "dest"
+    tarsafe.extract_new(archive, dest)
+    assert os.getxattr(dest / "f", "user.café") == b"hi"
+    assert os.getxattr(dest / "f", "user.raw") == b"\x00\xfe"
+
+
+def test_hook_can_make_overlay_whiteouts(tmp_path: Path) -> None:
+    """What an overlay layer needs: a char device 0/0 whiteout and an opaque directory."""
+    archive = make_tar(
+        tmp_path / "layer.tar", [directory("d"), reg("d/.wh..wh..opq", b""), reg("d/.wh.x", b"")]
+    )
+
+    def overlay(member: tarfile.TarInfo, job: tarsafe.Extraction) -> tarfile.TarInfo | None:
+        head, _, base = member.name.rpartition("/")
+        if base == ".wh..wh..opq":
+            job.setxattr(head, "user.overlay.opaque", b"y")
+            return None
+        if base.startswith(".wh."):
+            job.mknod(f"{head}/{base[4:]}", stat.S_IFCHR, os.makedev(0, 0))
+            return None
+        return member
+
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    tarsafe.extract(archive, dest, on_member=overlay)
+    st = (dest / "d" / "x").lstat()
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
+    assert os.getxattr(dest / "d", "user.overlay.opaque") == b"y"
+    assert sorted(p.name for p in (dest / "d").iterdir()) == ["x"]
