@@ -190,7 +190,7 @@ def _image_spec(args: argparse.Namespace, container_id: str, name: str, command:
     for module in RUN_OPTION_MODULES:
         importlib.import_module(module).apply(args, spec)
     # Last, so a refused option above leaves no directory behind.
-    spec.kit.overlay = create_writable_layer(container_id, image)
+    spec.kit.overlay = create_writable_layer(container_id, image, workdir=spec.process.cwd)
     spec.root.path = str(writable_layer(container_id).merged)
     return spec
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from kit.errors import KitError
 from kit.image.image import Image
+from kit.overlay import MAX_LAYERS
 from kit.runtime import state
 from kit.spec import OverlaySpec, Spec
 
@@ -57,8 +58,11 @@ def writable_layer(container_id: str) -> WritableLayer:
     return WritableLayer(state.container_dir(container_id))
 
 
-def create_writable_layer(container_id: str, image: Image) -> OverlaySpec:
-    """Make the container's upper/work/merged directories; return the overlay to mount."""
+def create_writable_layer(container_id: str, image: Image, *, workdir: str = "/") -> OverlaySpec:
+    """Make the container's upper/work/merged directories; return the overlay to mount.
+
+    A working directory the image lacks is created in the writable layer (as Docker does).
+    """
     layer = writable_layer(container_id)
     layer.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     for directory in (layer.upper, layer.work, layer.merged):
@@ -70,7 +74,12 @@ def create_writable_layer(container_id: str, image: Image) -> OverlaySpec:
         "chain_ids": image.chain_ids,
     }
     layer.record.write_text(json.dumps(info, indent=2) + "\n")
-    return OverlaySpec(lowers=image.lower_dirs(), upper=str(layer.upper), work=str(layer.work))
+    lowers = image.lower_dirs()
+    if len(lowers) < MAX_LAYERS:  # overlay stacks 500 lowers at most: the init layer is extra
+        lowers = [str(image.store.init_layer()), *lowers]
+    if workdir.strip("/") and find_in_layers(lowers, workdir) is None:
+        (layer.upper / workdir.strip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
+    return OverlaySpec(lowers=lowers, upper=str(layer.upper), work=str(layer.work))
 
 
 def remove_writable_layer(container_id: str) -> None:
@@ -154,21 +163,21 @@ def apply_image_config(
     spec.process.cwd = workdir or config.get("WorkingDir") or "/"
     name = user if user is not None else config.get("User") or ""
     if name:
-        uid, gid = lookup_user(image, str(name))
+        uid, gid = lookup_user(image.lower_dirs(), str(name))
         spec.process.user.uid, spec.process.user.gid = uid, gid
     hostname = config.get("Hostname")
     if hostname and not hostname_given:
         spec.hostname = str(hostname)
 
 
-def lookup_user(image: Image, text: str) -> tuple[int, int]:
+def lookup_user(lowers: list[str], text: str) -> tuple[int, int]:
     """``UID[:GID]`` or ``NAME[:GROUP]`` resolved through the image's /etc/passwd and group."""
     user, _, group = text.partition(":")
 
     def find(name: str, file: str, what: str) -> tuple[int, int]:
         if name.isdigit():
             return int(name), -1
-        path = find_in_layers(image.lower_dirs(), file)
+        path = find_in_layers(lowers, file)
         for line in path.read_text(errors="replace").splitlines() if path else []:
             fields = line.split(":")
             if len(fields) >= 4 and fields[0] == name:

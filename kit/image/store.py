@@ -131,6 +131,12 @@ class Store:
             raise
         return Descriptor(media_type, reader.digest, reader.size)
 
+    def adopt(self, temp: Path, desc: Descriptor) -> Descriptor:
+        """Move a blob file written elsewhere in the store (e.g. by a build) into place."""
+        os.chmod(temp, 0o644)
+        os.replace(temp, self.blob_path(desc.digest))
+        return desc
+
     def read_blob(self, desc: Descriptor | str, *, what: str = "blob") -> bytes:
         """A blob's bytes, after checking they hash to its name (and size, when known)."""
         digest = desc if isinstance(desc, str) else desc.digest
@@ -266,6 +272,31 @@ class Store:
             if not os.path.lexists(self.links / name):
                 return name
 
+    def init_layer(self) -> Path:
+        """A tiny read-only layer of mount points (``/proc``, ``/dev``, ``/sys``, ``/tmp``).
+
+        It sits between an image's layers and a container's writable layer (Docker's "init"
+        layer does the same): the runtime mounts kernel filesystems on these directories, and
+        since they already exist below, creating them never lands in the writable layer, so
+        ``kit diff`` and ``kit commit`` never see them.
+        """
+        final = self.layers / "init" / "diff"
+        if final.is_dir():
+            return final
+        paths.ensure(self.layers, 0o755)
+        staging = Path(tempfile.mkdtemp(prefix=".init-", dir=self.layers))
+        try:
+            for name in ("proc", "dev", "sys", "tmp"):
+                (staging / name).mkdir(mode=0o755)
+            os.chmod(staging, 0o755)
+            (self.layers / "init").mkdir(mode=0o755, exist_ok=True)
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not final.is_dir():
+                raise
+        return final
+
     def remove_layer(self, chain_id: str) -> None:
         final = self.layer_path(chain_id)
         with contextlib.suppress(OSError):
@@ -296,7 +327,7 @@ class Store:
                     removed_blobs += 1
             removed_layers = 0
             for layer in self.layers.iterdir():
-                if layer.name == "l" or layer.name.startswith("."):
+                if layer.name in ("l", "init") or layer.name.startswith("."):
                     continue
                 if f"sha256:{layer.name}" not in keep_layers:
                     link = layer / "link"
