@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 SOURCES = ("host", "busybox", "tar")
 
 
+#: The commands this module registers (see kit.cli).
+COMMANDS = ("rootfs",)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``kit rootfs build`` and ``kit rootfs ls`` to the command line."""
     parser = subparsers.add_parser(

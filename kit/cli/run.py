@@ -20,6 +20,10 @@ RUN_OPTION_MODULES: list[str] = []
 _HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
 
 
+#: The commands this module registers (see kit.cli).
+COMMANDS = ("run",)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
