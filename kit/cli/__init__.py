@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "kit.cli.run",
     "kit.cli.rootfs",
     "kit.cli.doctor",
+    "kit.cli.image",
+    "kit.cli.container_fs",
 ]
 
 

@@ -1,0 +1,70 @@
+"""A container's writable layer, read as changes (``kit diff``) or made a layer (``kit commit``).
+
+The upper directory of a container's overlay already is a layer in overlayfs's form: new and
+changed files, whiteouts for deletions, opaque marks for replaced directories. Committing
+packs it as a tar exactly like a build step does, on top of the image the container came
+from, so ``kit run NEW`` sees what the container saw.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kit.image import reference as references
+from kit.image.container import find_container, image_record, writable_layer
+from kit.image.documents import Descriptor
+from kit.image.image import Image, new_config, write_image
+from kit.image.store import Store
+from kit.layers_view import Change, container_diff
+
+
+def _image_of(store: Store, container_id: str) -> Image:
+    from kit.image import media
+
+    record = image_record(container_id)
+    data = store.read_blob(record["manifest"], what="manifest of the container's image")
+    return Image.load(store, Descriptor(media.OCI_MANIFEST, record["manifest"], len(data)))
+
+
+def changes(container: str) -> list[Change]:
+    """The container's changes, as ``docker diff`` lists them."""
+    found = find_container(container)
+    store = Store()
+    image = _image_of(store, found.id)
+    return container_diff(writable_layer(found.id).upper, image.layer_dirs())
+
+
+def commit(container: str, name: str, *, message: str = "") -> Image:
+    """Pack the container's writable layer onto its image; tag the result ``name``."""
+    import os
+    import tempfile
+
+    from kit.image import layer as layers
+
+    found = find_container(container)
+    store = Store().init()
+    base = _image_of(store, found.id)
+    upper: Path = writable_layer(found.id).upper
+    fd, temp = tempfile.mkstemp(prefix=".commit-", dir=store.blobs)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            packed = layers.pack(upper, out)
+        store.adopt(Path(temp), packed.desc)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    config = new_config(base.config.raw)
+    config["rootfs"]["diff_ids"].append(packed.diff_id)
+    config.setdefault("history", []).append(
+        {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created_by": f"kit commit {found.name}",
+            "comment": message or "kit commit",
+        }
+    )
+    image = write_image(
+        store, config, [*base.manifest.layers, packed.desc], references.parse(name).name
+    )
+    image.unpack()
+    return image
