@@ -352,7 +352,7 @@ def container_diff(
             note = "opaque: replaces the lower directory"
         size = st.st_size if kind == "file" else 0
         out.append(Change("C" if existed else "A", path, size, kind, note))
-    return out
+    return sorted(out, key=lambda c: c.path)
 
 
 def diff_lines(changes: list[Change]) -> list[str]:
