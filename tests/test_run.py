@@ -272,7 +272,7 @@ def test_events_json(host_rootfs: Path, tmp_path: Path) -> None:
     assert result.returncode == 0
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
     stages = [e["name"] for e in events if e["kind"] == "stage" and e["phase"] == "start"]
-    assert stages[:3] == ["namespaces", "propagation", "rootfs"]
+    assert stages[:4] == ["namespaces", "cgroups", "propagation", "rootfs"]
     assert stages.index("pivot-root") < stages.index("exec")
     assert any(e["kind"] == "syscall" and e["name"] == "pivot_root" for e in events)
     assert events[-1]["kind"] == "exit" and events[-1]["data"]["code"] == 0
@@ -290,6 +290,7 @@ def test_step_pauses_after_every_stage(host_rootfs: Path) -> None:
     assert result.returncode == 0, result.stderr
     for stage in (
         "namespaces",
+        "cgroups",
         "propagation",
         "rootfs",
         "kernel-filesystems",

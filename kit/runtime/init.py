@@ -12,6 +12,22 @@ The init parent stays behind, outside the new PID namespace, as the container's 
 forwards signals the caller sends over the control pipe, kills the container if the caller dies
 (end-of-file on that pipe), reaps it, and reports how it ended. It is the only process that may
 ``waitpid`` the container, so there is no race with PID reuse when it delivers a signal.
+
+The two talk over a pair of pipes while the container is being made (runc's nsexec does the
+same over its sync pipe), because some steps can only be done from outside:
+
+    init parent                                  container process
+    -----------                                  -----------------
+    create namespaces, fork (clone with a new
+    user namespace: it must exist *first*, so
+    it owns the others)                          waits
+    write the uid/gid maps (user namespace)  "n" -> becomes root of its user namespace
+                                            <- "r"  (may pause after namespaces)
+    create the cgroup, write the limits,
+    move the container process into it       "g" -> unshares the cgroup namespace, whose
+                                                    root is now that cgroup; runs the stages
+    forward signals, reap, read the OOM
+    count, remove the cgroup, report
 """
 
 from __future__ import annotations
@@ -27,12 +43,15 @@ import traceback
 # host's root is detached, the interpreter can no longer find its own module files.
 from kit import elf  # noqa: F401  (used by the exec stage's explanations)
 from kit.errors import KitError
+from kit.linux.clone import fork_into_namespaces
 from kit.linux.flags import NAMESPACES
 from kit.linux.namespaces import clone_flags, join_namespace, unshare
 from kit.linux.process import set_parent_death_signal
 from kit.runtime import pipeline
 from kit.runtime.context import Channels, InitContext, InitOptions
+from kit.runtime.stages import cgroups as cgroups_stage
 from kit.runtime.stages import exec as exec_stage
+from kit.security import userns
 from kit.spec import Spec
 from kit.trace import Event, fd_writer, tracer
 
@@ -77,13 +96,16 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
     log.stage = pipeline.NAMESPACES.name
     if log.active:
         log.emit(Event("stage", log.stage, phase="start", message=pipeline.NAMESPACES.summary))
-    _enter_namespaces(spec)
-    go_read, go_write = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
+    # The handshake pipes (see the module docstring): parent -> child and child -> parent.
+    to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
+    to_parent_r, to_parent_w = os.pipe2(os.O_CLOEXEC)
+    pid = _start_container_process(spec)
     if pid == 0:
-        os.close(go_write)
-        container_main(spec, channels, options, go_read)
-    os.close(go_read)
+        os.close(to_child_w)
+        os.close(to_parent_r)
+        container_main(spec, channels, options, to_child_r, to_parent_w)
+    os.close(to_child_r)
+    os.close(to_parent_w)
     log.emit(
         Event(
             "process",
@@ -92,32 +114,73 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
             message=f"container process is PID {pid} on the host, PID 1 inside",
         )
     )
-    if log.active:
-        log.emit(Event("stage", log.stage, phase="end"))
-    # The container process waits for this byte, so the caller learns its host PID (the event
-    # above) before anything else happens in it.
-    os.write(go_write, b"g")
-    os.close(go_write)
+    cgroup = None
+    try:
+        # Only a process outside the new user namespace may write its id maps. Until they
+        # exist the container process waits: the caller has learned its host PID (the event
+        # above) before anything happens in it.
+        if userns.creates_user_namespace(spec):
+            userns.write_maps(pid, spec)
+        os.write(to_child_w, b"n")
+        # The child finishes the namespaces stage (and may pause after it); "r" when done,
+        # end-of-file if it was aborted or failed.
+        if os.read(to_parent_r, 1) == b"r":
+            log.stage = pipeline.CGROUPS.name
+            if log.active:
+                log.emit(Event("stage", log.stage, phase="start", message=pipeline.CGROUPS.summary))
+            cgroup = cgroups_stage.attach(spec, options, pid)
+            os.write(to_child_w, b"g")
+    except BaseException:
+        # Setup failed on our side: the container process must not outlive it.
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        if cgroup is not None:
+            cgroups_stage.finish(cgroup)
+        raise
+    finally:
+        os.close(to_child_w)
+        os.close(to_parent_r)
     for fd in (channels.resume, channels.console):
         if fd is not None and fd >= 0:
             os.close(fd)
-    return _watch(pid, channels, options)
+    status = _watch(pid, channels, options)
+    oom_killed = cgroups_stage.finish(cgroup) if cgroup is not None else False
+    return _report_exit(status, oom_killed)
 
 
-def _enter_namespaces(spec: Spec) -> None:
-    """Join namespaces given by path, and unshare the rest."""
+def _start_container_process(spec: Spec) -> int:
+    """Join namespaces given by path, create the others, and fork the container process.
+
+    Returns its PID, or 0 in the container process. Without a new user namespace the parent
+    unshares the namespaces itself (a new PID namespace applies to its next child) and
+    forks. With one, the parent must stay outside it, so the child is created by clone(2)
+    with all the flags: the kernel makes the user namespace first and every other new
+    namespace owned by it. The cgroup namespace is left to the child, which creates it once
+    it is in its cgroup.
+    """
     create: list[str] = []
     for ns in spec.linux.namespaces:
         if ns.path:
+            if ns.type == "user":
+                raise KitError(
+                    f"joining the user namespace {ns.path} is not supported",
+                    cause="kit's init parent must stay outside the container's user namespace",
+                    fix="let kit create the user namespace (drop its path), or run without one",
+                )
             join_namespace(ns.path, NAMESPACES[ns.type][0])
-        elif ns.type != "user":
+        elif ns.type != "cgroup":
             create.append(ns.type)
+    if "user" in create:
+        userns.check_mappings(spec)
+        return fork_into_namespaces(clone_flags(create))
     if create:
         unshare(clone_flags(create))
+    return os.fork()
 
 
 def _watch(pid: int, channels: Channels, options: InitOptions) -> int:
-    """Forward signals from the caller until the container process exits; return its status."""
+    """Forward signals from the caller until the container process exits; return its wait
+    status."""
     pidfd = os.pidfd_open(pid)
     watching = [pidfd, channels.control]
     buffer = b""
@@ -140,21 +203,35 @@ def _watch(pid: int, channels: Channels, options: InitOptions) -> int:
             break
     _, status = os.waitpid(pid, 0)
     os.close(pidfd)
+    return status
+
+
+def _report_exit(status: int, oom_killed: bool) -> int:
+    """Send the exit event (code, signal, whether the OOM killer struck); return the code."""
+    oom = {"oom_killed": True} if oom_killed else {}
+    because = " (OOMKilled: the container reached its memory limit)" if oom_killed else ""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name
         tracer().emit(
             Event(
-                "exit", "exit", data={"code": 128 + sig, "signal": sig}, message=f"killed by {name}"
+                "exit",
+                "exit",
+                data={"code": 128 + sig, "signal": sig, **oom},
+                message=f"killed by {name}{because}",
             )
         )
         return 128 + sig
     code = os.WEXITSTATUS(status)
-    tracer().emit(Event("exit", "exit", data={"code": code}, message=f"exited with {code}"))
+    tracer().emit(
+        Event("exit", "exit", data={"code": code, **oom}, message=f"exited with {code}{because}")
+    )
     return code
 
 
-def container_main(spec: Spec, channels: Channels, options: InitOptions, go_fd: int) -> None:
+def container_main(
+    spec: Spec, channels: Channels, options: InitOptions, from_parent: int, to_parent: int
+) -> None:
     """The container process (PID 1 inside). Never returns."""
     code = SETUP_FAILED
     try:
@@ -165,12 +242,10 @@ def container_main(spec: Spec, channels: Channels, options: InitOptions, go_fd: 
         for sig in _PARENT_IGNORES:
             signal.signal(sig, signal.SIG_IGN)
         os.close(channels.control)
-        if os.read(go_fd, 1) != b"g":
-            os._exit(SETUP_FAILED)  # the parent died before letting us start
-        os.close(go_fd)
         ctx = InitContext(
             spec=spec, channels=channels, options=options, rootfs=os.path.abspath(spec.root.path)
         )
+        _finish_namespaces(ctx, from_parent, to_parent)
         exec_stage.prepare_probe(ctx)
         pipeline.run_container_stages(ctx)
         code = 0  # only a probe gets here: exec never returns
@@ -183,6 +258,32 @@ def container_main(spec: Spec, channels: Channels, options: InitOptions, go_fd: 
         tracer().emit(Event("error", "error", message=traceback.format_exc()))
     finally:
         os._exit(code)
+
+
+def _finish_namespaces(ctx: InitContext, from_parent: int, to_parent: int) -> None:
+    """The container process's half of the namespaces and cgroups stages (see the handshake
+    in the module docstring)."""
+    log = tracer()
+    if os.read(from_parent, 1) != b"n":
+        os._exit(SETUP_FAILED)  # the parent failed or died before the namespaces were ready
+    log.stage = pipeline.NAMESPACES.name
+    if userns.creates_user_namespace(ctx.spec):
+        userns.become_root(ctx.spec)
+        # A change of effective uid clears the parent-death signal: set it again.
+        set_parent_death_signal(signal.SIGKILL)
+    if log.active:
+        log.emit(Event("stage", log.stage, phase="end"))
+    pipeline.pause_between(ctx, pipeline.NAMESPACES, pipeline.CGROUPS)
+    os.write(to_parent, b"r")
+    os.close(to_parent)
+    if os.read(from_parent, 1) != b"g":
+        os._exit(SETUP_FAILED)  # the parent could not set up the cgroups (it reports why)
+    os.close(from_parent)
+    log.stage = pipeline.CGROUPS.name
+    cgroups_stage.enter_namespace(ctx)
+    if log.active:
+        log.emit(Event("stage", log.stage, phase="end"))
+    pipeline.pause_between(ctx, pipeline.CGROUPS, None)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The ordered stages of container creation, and how they run, pause and report.
 
-``namespaces`` runs in the init's first process (it must create the PID namespace *before*
-the container's first process exists); every later stage runs in the container process
-itself, which becomes PID 1 of the new PID namespace.
+``namespaces`` and ``cgroups`` are done mostly by the init's first process, the init parent
+(it must create the PID namespace *before* the container's first process exists, write the
+user namespace's id maps from outside it, and move the process into its cgroups), with the
+container process finishing each (see the handshake in :mod:`kit.runtime.init`); every later
+stage runs in the container process itself, which becomes PID 1 of the new PID namespace.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ from dataclasses import dataclass
 from kit.errors import KitError
 from kit.runtime.context import InitContext
 from kit.runtime.stages import (
+    capabilities,
     console,
     devices,
     exec,
     hostname,
     identity,
     kernel_filesystems,
+    masked_paths,
     network,
+    no_new_privs,
     pivot_root,
     propagation,
+    readonly_paths,
+    readonly_root,
     rootfs,
+    seccomp,
     volumes,
 )
 from kit.trace import Event, tracer
@@ -36,12 +44,18 @@ class Stage:
     run: Callable[[InitContext], None] | None
 
 
-#: The stage that runs in the init's first process (see kit.runtime.init).
+#: The stages the init parent leads (see kit.runtime.init).
 NAMESPACES = Stage(
     "namespaces",
-    "unshare the mount, PID, UTS, IPC, network and cgroup namespaces",
+    "create the user (with --userns), mount, PID, UTS, IPC and network namespaces",
     None,
 )
+CGROUPS = Stage(
+    "cgroups",
+    "put the container in its cgroups (limits), then unshare the cgroup namespace",
+    None,
+)
+PARENT_STAGES: list[Stage] = [NAMESPACES, CGROUPS]
 
 #: Stages that run inside the container process, in order.
 CONTAINER_STAGES: list[Stage] = [
@@ -53,14 +67,20 @@ CONTAINER_STAGES: list[Stage] = [
     Stage("devices", "create device nodes and /dev symlinks", devices.run),
     Stage("volumes", "mount bind mounts, volumes and tmpfs", volumes.run),
     Stage("pivot-root", "swap roots and detach the host's root", pivot_root.run),
+    Stage("readonly-root", "remount / read-only (with --read-only)", readonly_root.run),
+    Stage("readonly-paths", "make /proc/sys and other kernel knobs read-only", readonly_paths.run),
+    Stage("masked-paths", "hide /proc/kcore and other host details", masked_paths.run),
     Stage("hostname", "set the container's hostname", hostname.run),
     Stage("network", "bring up loopback", network.run),
     Stage("console", "create the terminal (with -t)", console.run),
     Stage("identity", "switch to the container's user and groups", identity.run),
+    Stage("capabilities", "keep only the listed capabilities, in all five sets", capabilities.run),
+    Stage("no-new-privs", "forbid gaining privileges through execve", no_new_privs.run),
+    Stage("seccomp", "filter every later system call", seccomp.run),
     Stage("exec", "close leaked fds and execve the program", exec.run),
 ]
 
-STAGES: list[Stage] = [NAMESPACES, *CONTAINER_STAGES]
+STAGES: list[Stage] = [*PARENT_STAGES, *CONTAINER_STAGES]
 
 
 def stage_names() -> list[str]:
@@ -90,11 +110,17 @@ def pause(ctx: InitContext, stage: str, phase: str) -> None:
         raise SystemExit(130)
 
 
+def pause_between(ctx: InitContext, done: Stage, following: Stage | None) -> None:
+    """Pause after a stage the init parent led, and before the next one, if asked."""
+    if done.name in ctx.options.pause_after:
+        pause(ctx, done.name, "after")
+    if following is not None and following.name in ctx.options.pause_before:
+        pause(ctx, following.name, "before")
+
+
 def run_container_stages(ctx: InitContext) -> None:
-    """Run the in-container stages (the caller already did ``namespaces``)."""
+    """Run the in-container stages (``namespaces`` and ``cgroups`` are done)."""
     log = tracer()
-    if NAMESPACES.name in ctx.options.pause_after:
-        pause(ctx, NAMESPACES.name, "after")
     for stage in CONTAINER_STAGES:
         log.stage = stage.name
         if stage.name in ctx.options.pause_before:

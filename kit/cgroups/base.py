@@ -1,0 +1,210 @@
+"""What a container's cgroup can do, whichever version holds it.
+
+The init parent creates the cgroup, writes the limits, puts the container process in it
+(before the process creates its cgroup namespace, so that the namespace's root *is* this
+cgroup), and after the container exits reads whether the OOM killer struck and removes it.
+
+Every directory is kept open: the parent may share the container's mount namespace, and once
+the container pivots its root, ``/sys/fs/cgroup/...`` no longer names anything for either of
+them. Calls relative to an open directory (``openat``, ``unlinkat``) still reach it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from kit.errors import KitError
+from kit.linux.kernfs import make_dir, read_text, remove_dir, write_text
+from kit.spec import Resources
+
+
+@dataclass
+class Directory:
+    """One cgroup directory of the container, in one tree."""
+
+    #: The tree's mount point, e.g. /sys/fs/cgroup/memory.
+    mount: str
+    #: The container's cgroup path in that tree, e.g. /kit/3f2a9c01-5d1e....
+    path: str
+    #: Open directories: the container's cgroup and its parent.
+    fd: int = -1
+    parent_fd: int = -1
+
+    @property
+    def host_path(self) -> str:
+        return self.mount + self.path
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    def file(self, name: str) -> str:
+        """The host path of one of its files, for messages."""
+        return f"{self.host_path}/{name}"
+
+    def write(self, name: str, value: str, note: str | None = None) -> None:
+        write_text(name, value, dir_fd=self.fd, shown=self.file(name), note=note)
+
+    def read(self, name: str) -> str:
+        return read_text(name, dir_fd=self.fd)
+
+    def has(self, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=self.fd)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:
+        for attr in ("fd", "parent_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, attr, -1)
+
+
+def _open_dir(path: str, dir_fd: int | None = None) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+
+
+class ContainerCgroup:
+    """The container's cgroup, in one tree (v2) or one per controller (v1)."""
+
+    version = 0
+
+    def __init__(self, directories: list[Directory]) -> None:
+        self.directories = directories
+
+    @property
+    def path(self) -> str:
+        return self.directories[0].path
+
+    def paths(self) -> list[str]:
+        """Host paths of the container's cgroup directories."""
+        return [d.host_path for d in self.directories]
+
+    # --- creating ----------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """mkdir the container's cgroup (and its parents) in every tree; keep them open."""
+        try:
+            for directory in self.directories:
+                self._create_one(directory)
+        except BaseException:
+            self.remove()
+            raise
+
+    def _create_one(self, d: Directory) -> None:
+        parts = [p for p in d.path.split("/") if p]
+        fd = _open_dir(d.mount)
+        where = d.mount
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                self.prepare_parent(fd, where)
+                where = f"{where}/{part}"
+                try:
+                    make_dir(part, dir_fd=fd, shown=where, note="a new cgroup" if last else None)
+                except KitError as error:
+                    # The shared parents (kit/) exist after the first container; the
+                    # container's own directory must be new.
+                    if error.errno != errno.EEXIST or last:
+                        raise self._explain(error, where) from None
+                child = _open_dir(part, dir_fd=fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            if last:
+                d.parent_fd, d.fd = fd, child
+                return
+            os.close(fd)
+            fd = child
+
+    def prepare_parent(self, fd: int, where: str) -> None:
+        """Hook, called on each directory before a child is made in it (v2 hands
+        controllers down here)."""
+
+    def _explain(self, error: KitError, where: str) -> KitError:
+        if error.errno == errno.EEXIST:
+            return KitError(
+                f"the cgroup {where} already exists",
+                errno=error.errno,
+                cause="a container with this id ran before and its cgroup was not removed",
+                fix=f"remove it (rmdir {where}) after checking that no process is in it",
+            )
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return KitError(
+                f"cannot create the cgroup {where}",
+                errno=error.errno,
+                cause="creating cgroups needs write access to the cgroup tree: root, or a "
+                "subtree delegated to you (rootless kit on a host without delegation cannot "
+                "enforce limits)",
+                fix="drop --memory/--pids-limit/--cpus, or run kit as root; `kit doctor` shows "
+                "the cgroup setup",
+            )
+        return error
+
+    # --- limits, members, outcome --------------------------------------------------------------
+
+    def apply(self, resources: Resources) -> None:
+        raise NotImplementedError
+
+    def join(self, pid: int) -> None:
+        """Move a process (PID as the init parent sees it) into the container's cgroup."""
+        for d in self.directories:
+            d.write("cgroup.procs", str(pid), note=f"PID {pid} joins {d.path}")
+
+    def procs(self) -> list[int]:
+        """PIDs in the container's cgroup (in any of its trees)."""
+        found: set[int] = set()
+        for d in self.directories:
+            if d.fd < 0:
+                continue
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in d.read("cgroup.procs").split())
+        return sorted(found)
+
+    def oom_kills(self) -> int:
+        """How many processes the OOM killer has killed in this cgroup."""
+        raise NotImplementedError
+
+    def kill_all(self) -> None:
+        """SIGKILL every process still in the cgroup (none, normally: the PID namespace's end
+        took them with it)."""
+        for pid in self.procs():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Remove the container's cgroup directories (the shared parents stay)."""
+        for d in self.directories:
+            if d.fd < 0:
+                d.close()
+                continue
+            self._remove_one(d)
+            d.close()
+
+    def _remove_one(self, d: Directory) -> None:
+        # A cgroup can be removed only when no process is in it. The last member leaves when
+        # it is reaped, and the kernel may need a moment to notice: retry briefly.
+        for attempt in range(100):
+            try:
+                remove_dir(d.name, dir_fd=d.parent_fd, shown=d.host_path)
+                return
+            except KitError as error:
+                if error.errno == errno.ENOENT:
+                    return
+                if error.errno != errno.EBUSY or attempt == 99:
+                    raise
+            self.kill_all()
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        for d in self.directories:
+            d.close()

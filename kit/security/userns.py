@@ -1,0 +1,300 @@
+"""User namespaces: root inside the container, an ordinary user outside.
+
+A user namespace gives its processes their own user and group ids. The *id maps*
+(``/proc/PID/uid_map`` and ``gid_map``) say which outside id each inside id stands for: with
+``0 1000 1``, uid 0 inside is uid 1000 outside. The kernel checks every permission against
+the outside id, so the container's root can own the container (mount its /proc, set its
+hostname, create files in its root filesystem) and still cannot touch a host file that user
+1000 could not touch. Capabilities held inside only count for objects the namespace owns.
+
+Who may write the maps (user_namespaces(7)):
+
+* a process in the *parent* namespace, once, in a single write, for a child that exists;
+* root (CAP_SETUID/CAP_SETGID outside) may map any ids;
+* an ordinary user may map only their own uid and gid, and the gid map only after writing
+  ``deny`` to ``/proc/PID/setgroups`` (otherwise a process could drop a group that was
+  denying it access);
+* for more ids, the setuid helpers ``newuidmap``/``newgidmap`` (package uidmap) map the ranges
+  that /etc/subuid and /etc/subgid grant the user.
+
+kit's default mapping (``kit run --userns``, and always when kit runs as an ordinary user):
+container root is the invoking user, and the user's subordinate ranges (if any, and if the
+helpers are installed) follow as uids 1, 2, ... When root asks for a user namespace, the
+container's ids come from root's subordinate ranges when /etc/subuid has some; otherwise
+container root is mapped to ``nobody`` (65534), one id: mapping root to root would let the
+container's root write every root-owned host file it can reach, which is what the namespace
+is meant to prevent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from kit.errors import KitError
+from kit.linux.kernfs import read_text, write_text
+from kit.spec import IdMapping, Mount, Namespace, Spec
+from kit.trace import tracer
+
+#: The overflow id: what unmapped ids look like, owner of nothing. kit maps root's containers
+#: to it when root has no subordinate ranges.
+NOBODY = 65534
+
+#: Options of a ``/sys`` bind mount used when the container cannot mount its own sysfs.
+SYSFS_BIND_OPTIONS = ["rbind", "nosuid", "noexec", "nodev", "ro"]
+
+
+@dataclass(frozen=True)
+class Invoker:
+    """Who is starting the container: the ids kit runs with, and the user's name."""
+
+    uid: int
+    gid: int
+    name: str
+
+    @classmethod
+    def current(cls) -> Invoker:
+        uid, gid = os.geteuid(), os.getegid()
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        return cls(uid, gid, name)
+
+
+def parse_subids(text: str, user: str, uid: int) -> list[tuple[int, int]]:
+    """``(start, count)`` ranges granted to ``user`` (by name or uid) in /etc/subuid text."""
+    ranges: list[tuple[int, int]] = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) != 3 or parts[0] not in (user, str(uid)):
+            continue
+        try:
+            start, count = int(parts[1]), int(parts[2])
+        except ValueError:
+            continue
+        if count > 0 and start >= 0:
+            ranges.append((start, count))
+    return ranges
+
+
+def _read_or_empty(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def helper(name: str) -> str | None:
+    """Path of newuidmap/newgidmap if installed with the privilege it needs (setuid or caps)."""
+    path = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        return None
+    try:
+        if os.stat(path).st_mode & 0o4000:
+            return path
+        if os.getxattr(path, "security.capability"):
+            return path
+    except OSError:
+        return None
+    return None
+
+
+def _chain(first_container_id: int, ranges: list[tuple[int, int]]) -> list[IdMapping]:
+    out: list[IdMapping] = []
+    next_id = first_container_id
+    for start, count in ranges:
+        out.append(IdMapping(container_id=next_id, host_id=start, size=count))
+        next_id += count
+    return out
+
+
+def default_mappings(
+    invoker: Invoker | None = None,
+    *,
+    subuid_text: str | None = None,
+    subgid_text: str | None = None,
+    helpers: bool | None = None,
+) -> tuple[list[IdMapping], list[IdMapping]]:
+    """The uid and gid maps kit uses when none are given (see the module docstring).
+
+    Pure when every argument is given (tests pass the texts); otherwise it reads
+    /etc/subuid, /etc/subgid and looks for the helpers.
+    """
+    who = invoker or Invoker.current()
+    uid_text = _read_or_empty("/etc/subuid") if subuid_text is None else subuid_text
+    gid_text = _read_or_empty("/etc/subgid") if subgid_text is None else subgid_text
+    sub_uids = parse_subids(uid_text, who.name, who.uid)
+    sub_gids = parse_subids(gid_text, who.name, who.uid)
+    if who.uid == 0:
+        # Root writes any map itself; it needs ranges only to know which ids are its to give.
+        if sub_uids and sub_gids:
+            return _chain(0, sub_uids), _chain(0, sub_gids)
+        return [IdMapping(0, NOBODY, 1)], [IdMapping(0, NOBODY, 1)]
+    uids = [IdMapping(0, who.uid, 1)]
+    gids = [IdMapping(0, who.gid, 1)]
+    usable = (helper("newuidmap") and helper("newgidmap")) if helpers is None else helpers
+    if sub_uids and sub_gids and usable:
+        uids += _chain(1, sub_uids)
+        gids += _chain(1, sub_gids)
+    return uids, gids
+
+
+def creates_user_namespace(spec: Spec) -> bool:
+    """Whether the container gets a *new* user namespace (not one joined by path)."""
+    ns = spec.linux.namespace("user")
+    return ns is not None and not ns.path
+
+
+def is_mapped(mappings: list[IdMapping], container_id: int) -> bool:
+    return any(m.container_id <= container_id < m.container_id + m.size for m in mappings)
+
+
+def enable(spec: Spec, invoker: Invoker | None = None) -> None:
+    """Give the container a new user namespace with kit's default maps, and adapt the mounts
+    that cannot work unchanged inside one. Idempotent."""
+    if spec.linux.namespace("user") is None:
+        spec.linux.namespaces.insert(0, Namespace("user"))
+    complete(spec, invoker)
+
+
+def complete(spec: Spec, invoker: Invoker | None = None) -> None:
+    """Fill in default id maps and adapt mounts for a spec that asks for a new user namespace.
+
+    * ``/dev/pts`` is mounted with ``gid=5`` (the tty group) by default; the kernel refuses a
+      gid that has no mapping, so the option goes when 5 is not mapped (as ``runc spec
+      --rootless`` does).
+    * sysfs may only be mounted by the owner of the network namespace; with the host's network
+      (``--net host``) the container bind-mounts the host's ``/sys`` read-only instead.
+    """
+    if not creates_user_namespace(spec):
+        return
+    if not spec.linux.uid_mappings or not spec.linux.gid_mappings:
+        uids, gids = default_mappings(invoker)
+        spec.linux.uid_mappings = spec.linux.uid_mappings or uids
+        spec.linux.gid_mappings = spec.linux.gid_mappings or gids
+    for i, entry in enumerate(spec.mounts):
+        if entry.type == "devpts" and not is_mapped(spec.linux.gid_mappings, 5):
+            entry.options = [o for o in entry.options if not o.startswith("gid=")]
+        if entry.type == "sysfs" and not spec.has_namespace("network"):
+            spec.mounts[i] = Mount(entry.destination, "bind", "/sys", list(SYSFS_BIND_OPTIONS))
+
+
+def check_mappings(spec: Spec) -> None:
+    """Refuse maps the kernel would reject, with the reason (before anything starts)."""
+    for kind, mappings in (("uid", spec.linux.uid_mappings), ("gid", spec.linux.gid_mappings)):
+        if not mappings:
+            raise KitError(
+                f"the user namespace has no {kind} map",
+                fix=f"add linux.{kind}Mappings to the spec, or use `kit run --userns`",
+            )
+        if len(mappings) > 340:
+            raise KitError(
+                f"{len(mappings)} {kind} map lines; the kernel accepts at most 340",
+                fix="merge adjacent ranges",
+            )
+        spans = sorted((m.container_id, m.container_id + m.size) for m in mappings)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            if start < end:
+                raise KitError(
+                    f"overlapping {kind} map ranges in the spec",
+                    cause="the kernel refuses a map in which an inside id appears twice",
+                    fix=f"correct linux.{kind}Mappings",
+                )
+
+
+def _map_text(mappings: list[IdMapping]) -> str:
+    return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+
+
+def _only_own_ids(spec: Spec) -> bool:
+    """Whether the maps name nothing but the caller's own uid and gid (no helper needed)."""
+    uids, gids = spec.linux.uid_mappings, spec.linux.gid_mappings
+    return (
+        len(uids) == 1
+        and len(gids) == 1
+        and uids[0].size == 1
+        and gids[0].size == 1
+        and uids[0].host_id == os.geteuid()
+        and gids[0].host_id == os.getegid()
+    )
+
+
+def write_maps(pid: int, spec: Spec) -> None:
+    """Write the container's id maps, from the parent namespace (the init parent).
+
+    The container process waits until this is done: before it, every id inside is unmapped
+    (shown as 65534), and the kernel refuses to create files owned by unmapped ids.
+    """
+    check_mappings(spec)
+    uid_text = _map_text(spec.linux.uid_mappings)
+    gid_text = _map_text(spec.linux.gid_mappings)
+    if os.geteuid() == 0:
+        write_text(f"/proc/{pid}/uid_map", uid_text, note="root may map any ids")
+        write_text(f"/proc/{pid}/gid_map", gid_text)
+        return
+    if _only_own_ids(spec):
+        # An ordinary user's own ids: allowed, but the gid map only once setgroups(2) is
+        # disabled in the namespace.
+        write_text(f"/proc/{pid}/setgroups", "deny", note="required before an unprivileged gid map")
+        write_text(f"/proc/{pid}/uid_map", uid_text, note="map your own uid: no privilege needed")
+        write_text(f"/proc/{pid}/gid_map", gid_text)
+        return
+    for tool, mappings in (
+        ("newuidmap", spec.linux.uid_mappings),
+        ("newgidmap", spec.linux.gid_mappings),
+    ):
+        run_helper(tool, pid, mappings)
+
+
+def run_helper(tool: str, pid: int, mappings: list[IdMapping]) -> None:
+    """Let the setuid helper write a map of subordinate ranges (it checks /etc/sub[ug]id)."""
+    path = helper(tool)
+    if path is None:
+        raise KitError(
+            f"mapping more than your own id needs {tool}, which is missing or not setuid",
+            fix="install the uidmap package (sudo apt-get install uidmap), or map only your "
+            "own id (drop the --uidmap/--gidmap ranges); `kit doctor` checks this",
+        )
+    argv = [path, str(pid)]
+    for m in mappings:
+        argv += [str(m.container_id), str(m.host_id), str(m.size)]
+    tracer().info(" ".join(argv), tool=tool)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    if done.returncode != 0:
+        raise KitError(
+            f"{tool} refused the map {' '.join(argv[2:])}",
+            cause=done.stderr.strip() or f"{tool} exited with {done.returncode}",
+            fix="the ranges must be granted to you in /etc/subuid and /etc/subgid "
+            "(`kit doctor` shows yours); an administrator adds them with "
+            "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER",
+        )
+
+
+def setgroups_allowed() -> bool:
+    """Whether setgroups(2) may be called in this process's user namespace."""
+    try:
+        return read_text("/proc/self/setgroups").strip() != "deny"
+    except OSError:
+        return True
+
+
+def become_root(spec: Spec) -> None:
+    """In the container process, right after the maps exist: become uid and gid 0 inside.
+
+    Until now the process kept the ids it had outside (unmapped, unless they are mapped to 0);
+    files it creates must belong to mapped ids, and root of the namespace is who owns it.
+    """
+    from kit.linux.process import setgroups, setresgid, setresuid
+
+    if is_mapped(spec.linux.gid_mappings, 0):
+        if setgroups_allowed():
+            setgroups([])  # the outside groups are unmapped here: drop them
+        setresgid(0)
+    if is_mapped(spec.linux.uid_mappings, 0):
+        setresuid(0)
