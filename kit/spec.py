@@ -238,6 +238,9 @@ class KitOptions:
     probe_args: dict[str, Any] = field(default_factory=dict)
     #: Mount the root filesystem as an overlay of image layers (``kit run IMAGE``).
     overlay: OverlaySpec | None = None
+    #: ``kit run -u`` as given (``NAME[:GROUP]`` or ``UID[:GID]``), completed from the
+    #: container's own /etc/passwd and /etc/group by the identity stage (kit.security.users).
+    user: str | None = None
 
 
 @dataclass

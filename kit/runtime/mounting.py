@@ -23,6 +23,10 @@ from kit.linux import fs
 from kit.linux.flags import (
     MOUNT_OPTION_FLAGS,
     MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
     MS_REC,
     MS_REMOUNT,
     PROPAGATION_FLAGS,
@@ -99,6 +103,22 @@ def apply_mount(ctx: InitContext, entry: Mount, *, note: str | None = None) -> N
         mount(entry.source, target, entry.type, options.flags, options.data, note=label)
     for flag in options.propagation:
         mount(None, target, None, flag, note="set propagation")
+
+
+#: Per-mount flags a remount must repeat: a remount sets the mount's flags anew, so leaving
+#: one out asks the kernel to clear it (refused with EPERM when the flag is locked, as for
+#: mounts inherited from a more privileged namespace; silently weaker otherwise).
+_KEPT_ON_REMOUNT = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC))
+
+
+def remount_read_only(path: str, *, note: str) -> None:
+    """Make the mount at ``path`` read-only, keeping its nosuid/nodev/noexec flags."""
+    current = os.statvfs(path).f_flag
+    keep = 0
+    for st_flag, ms_flag in _KEPT_ON_REMOUNT:
+        if current & st_flag:
+            keep |= ms_flag
+    mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, note=note)
 
 
 def _flag_words(flags: int) -> list[str]:
