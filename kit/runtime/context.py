@@ -48,6 +48,8 @@ class InitOptions:
     detach: bool = False
     #: Send system-call and stage events (False: only what is needed to drive the container).
     trace: bool = True
+    #: OCI create/start split: wait at this FIFO just before execve (see kit.runtime.gate).
+    exec_fifo: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class InitOptions:
             "pause_after": self.pause_after,
             "detach": self.detach,
             "trace": self.trace,
+            "exec_fifo": self.exec_fifo,
         }
 
 

@@ -88,6 +88,8 @@ class Pause:
 
 
 EventCallback = Callable[[Event], None]
+#: Receives the container's output as it comes: ("stdout" | "stderr", bytes).
+OutputCallback = Callable[[str, bytes], None]
 
 
 @dataclass
@@ -120,6 +122,9 @@ class ContainerProcess:
         detach: bool = False,
         trace: bool = True,
         on_event: EventCallback | None = None,
+        on_output: OutputCallback | None = None,
+        console_socket: int | None = None,
+        exec_fifo: str | None = None,
     ) -> None:
         self.spec = spec
         self.container_id = container_id or new_container_id()
@@ -137,6 +142,21 @@ class ContainerProcess:
         self.detach = detach
         self.trace = trace
         self.on_event = on_event
+        #: With ``capture``: hand output to this callback as it arrives instead of keeping it
+        #: (a detached container's monitor writes it to the log). Also receives the output
+        #: of a terminal (``-t``) that is not relayed to ours.
+        self.on_output = on_output
+        #: A connected unix socket (OCI ``--console-socket``): the terminal's master is sent
+        #: there instead of to us.
+        self.console_socket = console_socket
+        #: OCI create: the container waits at this FIFO before execve (see kit.runtime.gate).
+        self.exec_fifo = exec_fifo
+        #: True once nothing in the container reads the resume pipe any more: the program
+        #: replaced the init (execve closed the pipe, which is close-on-exec) or the
+        #: container process ended. A "started" event says so.
+        self.program_started = False
+        self._watch_resume = True
+        self._resume_error = False
         self.events: list[Event] = []
         self.init_pid: int | None = None
         self.host_pid: int | None = None
@@ -172,7 +192,10 @@ class ContainerProcess:
         resume_r, resume_w = os.pipe2(os.O_CLOEXEC)
         child_fds = [events_w, control_r, resume_r]
         console_child = -1
-        if self.spec.process.terminal:
+        if self.spec.process.terminal and self.console_socket is not None:
+            console_child = os.dup(self.console_socket)
+            child_fds.append(console_child)
+        elif self.spec.process.terminal:
             import socket
 
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -192,6 +215,7 @@ class ContainerProcess:
             pause_after=self.pause_after,
             detach=self.detach,
             trace=self.trace,
+            exec_fifo=self.exec_fifo,
         )
         stdio = {
             0: self.stdin,
@@ -338,7 +362,9 @@ class ContainerProcess:
                     self._receive_console()
                 elif fd in self._capture_fds:
                     data = os.read(fd, 65536)
-                    if data:
+                    if data and self.on_output is not None:
+                        self.on_output(self._capture_fds[fd], data)
+                    elif data:
                         self._captured[self._capture_fds[fd]] += data
                     else:
                         os.close(fd)
@@ -347,6 +373,13 @@ class ContainerProcess:
                     self._relay_from_container()
                 elif fd == 0:
                     self._relay_to_container()
+            if self._resume_gone():
+                self._watch_resume = False
+                if self.host_pid is not None and self._error is None and self._result is None:
+                    self.program_started = True
+                    self._publish(
+                        Event("process", "started", message="the container's program runs")
+                    )
             if not self._events_open and self._only_terminal_left():
                 break
         self._finish()
@@ -359,9 +392,10 @@ class ContainerProcess:
         if self._console_sock is not None:
             watch.append(self._console_sock.fileno())
         watch += list(self._capture_fds)
-        if self.console_master is not None and self.relay_terminal:
+        if self.console_master is not None and self._reads_terminal():
             watch.append(self.console_master)
-            watch.append(0)
+            if self.relay_terminal:
+                watch.append(0)
         if self._resized and self.console_master is not None:
             from kit.runtime.console import set_window_size, window_size
 
@@ -369,15 +403,30 @@ class ContainerProcess:
             size = window_size(0)
             if size:
                 set_window_size(self.console_master, *size)
+        poller = select.poll()
+        for fd in watch:
+            poller.register(fd, select.POLLIN)
+        if self._watch_resume and self._resume_fd >= 0:
+            # Registered for no event: poll still reports POLLERR on a pipe's write end once
+            # its last reader is closed.
+            poller.register(self._resume_fd, 0)
         try:
-            ready, _, _ = select.select(watch, [], [])
+            ready = poller.poll()
         except InterruptedError:
             return []
-        return ready
+        self._resume_error = any(fd == self._resume_fd and fd not in watch for fd, _ in ready)
+        # POLLHUP without POLLIN (a pipe whose writers are gone) reads as end-of-file.
+        return [fd for fd, _ in ready if fd in watch]
+
+    def _resume_gone(self) -> bool:
+        return self._watch_resume and self._resume_error
+
+    def _reads_terminal(self) -> bool:
+        return self.relay_terminal or self.on_output is not None
 
     def _only_terminal_left(self) -> bool:
         """After the init is gone, keep relaying only until the terminal has drained."""
-        return not self._capture_fds and (self.console_master is None or not self.relay_terminal)
+        return not self._capture_fds and (self.console_master is None or not self._reads_terminal())
 
     def _read_events(self) -> Pause | None:
         data = os.read(self._events_fd, 65536)
@@ -467,6 +516,9 @@ class ContainerProcess:
             data = b""
         if not data:
             self._close_terminal()
+            return
+        if self.on_output is not None and not self.relay_terminal:
+            self.on_output("stdout", data)
             return
         os.write(1, data)
 
