@@ -372,6 +372,8 @@ class Policy:
     def parts(self, name: str, member: str | None = None, *, what: str = "its path") -> Parts:
         """Split a member name, refusing absolute paths, ``..`` and paths through symlinks."""
         member = name if member is None else member
+        if name and not name.strip("/"):
+            return ()  # "/" alone names the root itself (umoci writes such an entry): harmless
         if name.startswith("/"):
             raise UnsafeMember(
                 member,
