@@ -1,0 +1,79 @@
+"""Reading kernel state for checks and observations: small, read-only helpers.
+
+Checks must look at the kernel, not at what the lesson remembers doing. Everything here reads
+``/proc`` or the filesystem and changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kit import mounts
+from kit.linux.namespaces import namespace_ids
+
+
+def alive(pid: int | None) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def identity(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(device, inode): two paths with the same identity are the same directory."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def root_of(pid: int) -> tuple[int, int]:
+    """The identity of a process's root directory (``/proc/PID/root``)."""
+    return identity(f"/proc/{pid}/root")
+
+
+def host_root() -> tuple[int, int]:
+    return identity("/")
+
+
+def namespaces_of(pid: int | str = "self") -> dict[str, int]:
+    return namespace_ids(pid)
+
+
+def new_namespaces(pid: int) -> set[str]:
+    """The namespaces a process does *not* share with us."""
+    inside, outside = namespace_ids(pid), namespace_ids()
+    return {name for name, ino in inside.items() if outside.get(name) != ino}
+
+
+def mount_table(pid: int | str = "self") -> list[mounts.Mount]:
+    return mounts.read(pid)
+
+
+def numeric_entries(directory: str | os.PathLike[str]) -> list[int]:
+    """The PIDs a /proc lists (its numeric entries)."""
+    try:
+        return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+    except OSError:
+        return []
+
+
+def read_text(path: str | os.PathLike[str], limit: int = 65536) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return None
+
+
+def command_name(pid: int) -> str | None:
+    """The kernel's name for a process's program (``/proc/PID/comm``)."""
+    text = read_text(f"/proc/{pid}/comm")
+    return text.strip() if text is not None else None
+
+
+def under(path: str, directory: str) -> bool:
+    directory = directory.rstrip("/")
+    return path == directory or path.startswith(directory + "/")
