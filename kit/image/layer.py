@@ -116,7 +116,7 @@ def unpack(
         inner_reader = HashingReader(gz, name=what)  # type: ignore[arg-type]
     else:
         inner_reader = outer
-    inner = inner_reader  # type: ignore[assignment]
+    inner = _EndMarker(inner_reader)  # type: ignore[assignment]
     hook = _LayerHook(userxattr, what)
     try:
         report = tarsafe.extract(
@@ -149,6 +149,38 @@ def unpack(
             fix="fetch or import the image again from a source you trust",
         )
     return UnpackReport(actual_diff, report.files, report.bytes, hook.whiteouts, hook.opaques)
+
+
+class _EndMarker:
+    """Supply a missing end of a tar stream: padding of the last block and the zero blocks.
+
+    Some writers (umoci 0.4's ``insert``) stop right after the last file's data. Go's tar
+    reader accepts that, Python's refuses ("unexpected end of data"). The content is all
+    there, so kit adds the zeros the format expects, *after* hashing: the diff id stays the
+    hash of the bytes as written.
+    """
+
+    def __init__(self, reader: HashingReader) -> None:
+        self.reader = reader
+        self.name = reader.name
+        self.total = 0
+        self.tail: bytes | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.tail is None:
+            data = self.reader.read(n)
+            if data or n == 0:
+                self.total += len(data)
+                return data
+            self.tail = bytes(-self.total % 512 + 1024)
+        data, self.tail = (self.tail, b"") if n < 0 else (self.tail[:n], self.tail[n:])
+        return data
 
 
 # --- packing -------------------------------------------------------------------------------
