@@ -43,6 +43,7 @@ EXPECTED_CHECKS = {
     "runc",
     "umoci",
     "skopeo",
+    "podman",
     "tmux",
 }
 
@@ -236,7 +237,7 @@ def test_environment_hints_follow_the_files(checks: dict[str, Check]) -> None:
 def test_python_and_tools(checks: dict[str, Check]) -> None:
     assert checks["python"].status == "ok"
     assert checks["python"].data["version"] == platform.python_version()
-    for tool in ("runc", "umoci", "skopeo", "tmux"):
+    for tool in ("runc", "umoci", "skopeo", "podman", "tmux"):
         found = shutil.which(tool, path=os.environ["PATH"] + ":/usr/sbin:/sbin")
         assert checks[tool].status == ("ok" if found else "warn")
         assert checks[tool].data["path"] == found

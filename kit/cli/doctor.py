@@ -1,18 +1,17 @@
 """``kit doctor``: can this machine run containers, and which lessons will work here?
 
-kit doctor            # one line per check: ✓ ok, ! warning, ✗ failure, with the fix
-kit doctor --json     # the same for programs
-kit doctor --trace    # also print every system call the checks made, like strace
+kit doctor                        # one line per check: ✓ ok, ! warning, ✗ failure, with the fix
+kit doctor --json                 # the same for programs
+kit doctor --trace                # also print every system call the checks made, like strace
+kit doctor --requirements         # every lesson requirement key, met or not here, with the fix
+kit doctor --require root,overlay # can a lesson needing these run here? (exit 0 yes, 1 no)
 
-Exit status 0 when containers can run here, 1 when a check failed.
+Exit status 0 when containers can run here (or, with --require, when the keys are met).
 """
 
 from __future__ import annotations
 
 import argparse
-
-#: The commands this module registers (see kit.cli).
-COMMANDS = ("doctor",)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,15 +31,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print every system call the checks make (to stderr)",
     )
+    parser.add_argument(
+        "--requirements",
+        action="store_true",
+        help="list every requirement key lessons declare, and whether this machine meets it",
+    )
+    parser.add_argument(
+        "--require",
+        metavar="KEY[,KEY...]",
+        help="can a lesson needing these keys run here? exit 0 if so, 1 with the fixes if not",
+    )
     parser.set_defaults(func=doctor_command)
 
 
 def doctor_command(args: argparse.Namespace) -> int:
-    """Run every check, print them, and exit 0 when containers can run here."""
+    """Run every check, print them, and exit 0 when containers (or --require) can run here."""
     import json
     import sys
 
     from kit import doctor
+    from kit.doctor import requirements
     from kit.trace import text_printer, tracer
 
     sink = (
@@ -55,16 +65,41 @@ def doctor_command(args: argparse.Namespace) -> int:
     finally:
         if sink:
             tracer().remove_sink(sink)
+    facts = requirements.Facts(checks)
     can_run = doctor.can_run_containers(checks)
+    if args.require:
+        keys = [key.strip() for key in args.require.split(",") if key.strip()]
+        assessment = facts.assess(keys)
+        if args.json:
+            sys.stdout.write(json.dumps(assessment.to_dict(), indent=2) + "\n")
+        else:
+            sys.stdout.write(assessment.explain() + "\n")
+        return 0 if assessment.runnable else 1
+    outcomes = {key: facts.outcome(key) for key in requirements.all_keys()}
     if args.json:
         report = {
             "can_run_containers": can_run,
             "explanation": doctor.explain_blockers(checks),
             "checks": [check.to_dict() for check in checks],
+            "requirements": {key: vars(outcome) for key, outcome in outcomes.items()},
         }
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
-    else:
-        for check in checks:
-            sys.stdout.write(check.line() + "\n")
-        sys.stdout.write("\n" + doctor.explain_blockers(checks) + "\n")
+        return 0 if can_run else 1
+    if args.requirements:
+        for key, outcome in outcomes.items():
+            mark = doctor.MARKS["ok" if outcome.met else "fail"]
+            sys.stdout.write(f"{mark} {key}: {outcome.found}\n")
+            if not outcome.met and outcome.fix:
+                sys.stdout.write(f"    fix: {outcome.fix}\n")
+        return 0 if can_run else 1
+    for check in checks:
+        sys.stdout.write(check.line() + "\n")
+    unmet = [key for key, outcome in outcomes.items() if not outcome.met]
+    sys.stdout.write("\n" + doctor.explain_blockers(checks) + "\n")
+    if unmet:
+        sys.stdout.write(
+            "Lessons that need these will say what blocks them (kit doctor --requirements): "
+            + " ".join(unmet)
+            + "\n"
+        )
     return 0 if can_run else 1
