@@ -14,7 +14,7 @@ import re
 
 #: Modules that add options to ``kit run``: each has ``add_arguments(parser)`` and
 #: ``apply(args, spec)`` (called after the base spec is built, in this order).
-RUN_OPTION_MODULES: list[str] = []
+RUN_OPTION_MODULES: list[str] = ["kit.cli.run_isolation"]
 
 #: RFC 1123 host names: labels of letters, digits and hyphens, not starting or ending with one.
 _HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
@@ -45,7 +45,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "-e", "--env", action="append", default=[], metavar="KEY=VALUE", help="set a variable"
     )
     parser.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside")
-    parser.add_argument("-u", "--user", metavar="UID[:GID]", help="run as this user")
+    parser.add_argument(
+        "-u",
+        "--user",
+        metavar="USER[:GROUP]",
+        help="run as this user: ids, or names from the container's /etc/passwd and /etc/group",
+    )
     parser.add_argument("--hostname", help="the container's hostname (default: its short id)")
     parser.add_argument(
         "--net",
@@ -85,21 +90,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     for name in RUN_OPTION_MODULES:
         importlib.import_module(name).add_arguments(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE and/or COMMAND [ARG...]")
-
-
-def parse_user(text: str) -> tuple[int, int | None]:
-    from kit.errors import KitError
-
-    uid_text, _, gid_text = text.partition(":")
-    try:
-        return int(uid_text), int(gid_text) if gid_text else None
-    except ValueError:
-        raise KitError(
-            f"invalid --user {text!r}",
-            cause="kit takes numeric ids (names would have to be looked up in the rootfs)",
-            fix="use --user UID or --user UID:GID, e.g. --user 1000:1000",
-            exit_code=2,
-        ) from None
 
 
 def check_hostname(name: str) -> None:
@@ -156,9 +146,10 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
         namespaces=namespaces,
     )
     if args.user:
-        uid, gid = parse_user(args.user)
-        spec.process.user.uid = uid
-        spec.process.user.gid = gid if gid is not None else uid
+        from kit.security.users import apply_user
+
+        home_given = any(item.startswith("HOME=") for item in args.env)
+        apply_user(spec, args.user, home_given=home_given)
     for name in RUN_OPTION_MODULES:
         importlib.import_module(name).apply(args, spec)
     return spec
