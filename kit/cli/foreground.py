@@ -176,6 +176,7 @@ class ForegroundRun:
         if status is not None:
             self.record.exit_code = status.code
             self.record.exit_signal = status.signal
+            self.record.oom_killed = status.oom_killed
             self.record.error = str(status.error) if status.error else None
         state.save(self.record)
 

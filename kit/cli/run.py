@@ -224,4 +224,9 @@ def run_command(args: argparse.Namespace) -> int:
     status = run.run()
     if status.error is not None:
         sys.stderr.write(f"kit: error: {status.error}\n")
+    if status.oom_killed:
+        sys.stderr.write(
+            "kit: OOMKilled: the container reached its memory limit and the kernel's OOM "
+            "killer ended a process\n"
+        )
     return status.code

@@ -62,6 +62,8 @@ class ExitStatus:
     stderr: bytes = b""
     #: What a probe returned (``spec.kit.probe``).
     result: Any = None
+    #: The OOM killer killed a process of the container (its memory limit was reached).
+    oom_killed: bool = False
 
 
 @dataclass
@@ -550,9 +552,11 @@ class ContainerProcess:
             code = os.waitstatus_to_exitcode(wait_status)
             code = code if code >= 0 else 128 - code
         sig = None
+        oom_killed = False
         if self._exit is not None:
             code = int(self._exit.get("code", code))
             sig = self._exit.get("signal")
+            oom_killed = bool(self._exit.get("oom_killed"))
         self.status = ExitStatus(
             code=code,
             signal=sig,
@@ -560,4 +564,5 @@ class ContainerProcess:
             stdout=bytes(self._captured["stdout"]),
             stderr=bytes(self._captured["stderr"]),
             result=self._result,
+            oom_killed=oom_killed,
         )
