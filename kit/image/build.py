@@ -162,11 +162,11 @@ class Builder:
             labels.update(dict(kitfile.pairs(inst, str(self.path))))
             run["Labels"] = labels
         elif inst.keyword == "WORKDIR":
-            run["WorkingDir"] = os.path.normpath(
-                os.path.join(run.get("WorkingDir") or "/", inst.words()[0])
-            )
+            # Like Docker, WORKDIR, USER and COPY destinations expand earlier ENV variables.
+            path = _expand(inst.words()[0], run.get("Env") or [])
+            run["WorkingDir"] = os.path.normpath(os.path.join(run.get("WorkingDir") or "/", path))
         elif inst.keyword == "USER":
-            run["User"] = inst.words()[0]
+            run["User"] = _expand(inst.words()[0], run.get("Env") or [])
         elif inst.keyword in ("CMD", "ENTRYPOINT"):
             words = inst.exec_form if inst.exec_form is not None else ["/bin/sh", "-c", inst.text]
             run["Cmd" if inst.keyword == "CMD" else "Entrypoint"] = words
@@ -291,7 +291,7 @@ class Builder:
         return [str(self.store.diff_path(c)) for c in reversed(chains)]
 
     def _dest(self, state: BuildState, inst: kitfile.Instruction) -> str:
-        dest = inst.words()[-1]
+        dest = _expand(inst.words()[-1], state.run.get("Env") or [])
         if not dest.startswith("/"):
             dest = os.path.join(state.run.get("WorkingDir") or "/", dest) + (
                 "/" if dest.endswith("/") else ""
