@@ -70,6 +70,12 @@ def test_chain_ids() -> None:
         ("tools/box:1.2", "tools/box:1.2", ("registry-1.docker.io", "tools/box", "1.2")),
         ("127.0.0.1:5000/a/b:t", "127.0.0.1:5000/a/b:t", ("127.0.0.1:5000", "a/b", "t")),
         ("localhost/x", "localhost/x:latest", ("localhost", "x", "latest")),
+        ("docker.io/library/alpine:3", "alpine:3", ("registry-1.docker.io", "library/alpine", "3")),
+        (
+            "docker.io/tools/box",
+            "tools/box:latest",
+            ("registry-1.docker.io", "tools/box", "latest"),
+        ),
     ],
 )
 def test_references(text: str, name: str, remote: tuple[str, str, str]) -> None:

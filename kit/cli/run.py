@@ -14,7 +14,11 @@ import re
 
 #: Modules that add options to ``kit run``: each has ``add_arguments(parser)`` and
 #: ``apply(args, spec)`` (called after the base spec is built, in this order).
-RUN_OPTION_MODULES: list[str] = ["kit.cli.run_isolation"]
+RUN_OPTION_MODULES: list[str] = [
+    "kit.cli.run_isolation",
+    "kit.cli.run_mounts",
+    "kit.cli.run_security",
+]
 
 #: RFC 1123 host names: labels of letters, digits and hyphens, not starting or ending with one.
 _HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$")
@@ -107,6 +111,7 @@ def check_hostname(name: str) -> None:
 
 def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-untyped-def]
     """The container spec that the command line describes."""
+    args.container_id = container_id  # option modules write per-container files there
     from kit.errors import KitError
     from kit.rootfs_check import check_rootfs
     from kit.runtime.defaults import DEFAULT_NAMESPACES, default_spec

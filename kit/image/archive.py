@@ -55,8 +55,8 @@ class _Archive:
             ) from None
         self.members: dict[str, tarfile.TarInfo] = {}
         for member in self.tar.getmembers():
-            name = posixpath.normpath(member.name.lstrip("./") or ".")
-            if name.startswith("../") or name == ".." or member.name.startswith("/"):
+            name = posixpath.normpath(member.name)
+            if ".." in member.name.split("/") or member.name.startswith("/"):
                 raise KitError(
                     f"refusing archive member {member.name!r} in {path}",
                     cause="its name climbs out of the archive",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from kit.errors import KitError
 
 DEFAULT_REGISTRY = "registry-1.docker.io"
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -56,6 +57,11 @@ def parse(text: str) -> Reference:
     registry = ""
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
         registry = parts.pop(0)
+    if registry in DOCKER_HUB:
+        # Docker Hub's names are kept short, as Docker shows them: docker.io/library/x is x.
+        registry = ""
+        if len(parts) > 1 and parts[0] == "library":
+            parts.pop(0)
     for part in parts:
         if not _COMPONENT.match(part):
             raise _invalid(
