@@ -150,6 +150,73 @@ EXPLANATIONS: dict[tuple[str, int], tuple[str, str]] = {
         "namespace",
         "write the gid map as root, or leave the supplementary groups alone",
     ),
+    # --- user namespaces, cgroups, Landlock (kit.security, kit.cgroups) ------------------------
+    ("setresuid", E.EINVAL): (
+        "uid {uid} has no mapping in the container's user namespace (the kernel cannot name "
+        "it outside)",
+        "choose a mapped user (see /proc/self/uid_map inside), or map more ids: --uidmap, or "
+        "subordinate ranges in /etc/subuid used through newuidmap (`kit doctor` shows yours)",
+    ),
+    ("setresgid", E.EINVAL): (
+        "gid {gid} has no mapping in the container's user namespace (the kernel cannot name "
+        "it outside)",
+        "choose a mapped group (--user UID:GID; see /proc/self/gid_map inside), or map more "
+        "ids: --gidmap, or ranges in /etc/subgid used through newgidmap",
+    ),
+    ("clone", E.EPERM): (
+        "creating these namespaces was refused: without root only a user namespace may be "
+        "created, and a security module or sysctl may forbid even that",
+        "run as root, or use rootless mode (kit run --userns); `kit doctor` shows what blocks "
+        "user namespaces here",
+    ),
+    ("clone", E.ENOSPC): (
+        "the limit of namespaces of a kind is reached (/proc/sys/user/max_*_namespaces), or "
+        "user namespaces are disabled by setting that limit to 0",
+        "remove stale containers (kit ps -a; kit rm) or raise the limit; `kit doctor` checks "
+        "user namespaces",
+    ),
+    ("clone", E.EUSERS): (
+        "user namespaces are nested too deeply (the kernel allows 32 levels)",
+        "run kit from a less nested environment",
+    ),
+    ("clone", E.EINVAL): (
+        "a namespace type is unknown to this kernel, or CLONE_NEWUSER was asked for by a "
+        "multi-threaded process",
+        "check `kit doctor` for missing namespace types",
+    ),
+    ("write", E.EPERM): (
+        "the kernel refused to write {value!r} to {path}: an id map may be written once, by a "
+        "process in the parent user namespace, naming only ids the writer may map",
+        "map only your own uid and gid, or let newuidmap/newgidmap write ranges from "
+        "/etc/subuid and /etc/subgid",
+    ),
+    ("write", E.EINVAL): (
+        "the kernel rejected the value {value!r} for {path} (out of range, or malformed)",
+        "check the value; for a cgroup limit see the cgroup documentation of that file",
+    ),
+    ("write", E.EBUSY): (
+        "the kernel cannot apply {value!r} to {path} now: the cgroup already uses more than the "
+        "new limit",
+        "choose a larger limit",
+    ),
+    ("write", E.EACCES): (
+        "{path} is not writable by this process (cgroup files belong to root unless a subtree "
+        "is delegated)",
+        "run as root, or drop the resource limits",
+    ),
+    ("landlock_restrict_self", E.EPERM): (
+        "Landlock needs no_new_privs (or CAP_SYS_ADMIN) before a process may restrict itself",
+        "set no_new_privs first (kit does so unless told otherwise)",
+    ),
+    ("landlock_create_ruleset", E.EOPNOTSUPP): (
+        "Landlock is built into this kernel but not enabled at boot",
+        "add landlock to the lsm= boot parameter; `kit doctor` shows how",
+    ),
+    ("landlock_add_rule", E.EINVAL): (
+        "the rule for {path} allows rights this ruleset does not handle, or rights that make no "
+        "sense on a file",
+        "give directory rights only to directories",
+    ),
 }
 
 # errno -> (cause, fix) used when no entry above matches
