@@ -249,26 +249,26 @@ def which(
         if path == dest or path.startswith(dest.rstrip("/") + "/"):
             result.mount = f"{description} at {dest}"
     parts = [p for p in path.split("/") if p]
-    blocked = False
+    hidden_by: str | None = None  # the whiteout or opaque directory that cut the lookup
     for root, label in reversed(layers):
-        if blocked:
-            if _exists(root, parts):
-                result.steps.append((label, "has it, but hidden by the layers above"))
-            continue
         state = _state(root, parts, userxattr)
+        if hidden_by is not None:
+            if state is not None and state[1] != "hidden":
+                result.steps.append((label, f"{state[0]} (hidden by {hidden_by})"))
+            continue
         if state is None:
             continue
         what, status = state
         if status == "hidden":
             result.steps.append((label, what))
-            blocked = True
+            hidden_by = f"{what.split(' (')[0]} in {label}"
             continue
         visible = result.supplier is None
         if visible:
             result.supplier = label
         result.steps.append((label, f"{what} ({'visible' if visible else 'shadowed'})"))
         if status == "present":  # a file or link hides everything below; a directory merges
-            blocked = True
+            hidden_by = f"the {what.split(',')[0].split(' ')[0]} in {label}"
     return result
 
 
@@ -341,7 +341,8 @@ def container_diff(
     opaque_dirs: list[str] = []
     for path, st in walk(upper):
         if overlay.is_whiteout(st):
-            out.append(Change("D", path, type="whiteout"))
+            if in_lowers(path):  # a whiteout of nothing (possible, harmless) is no change
+                out.append(Change("D", path, type="whiteout"))
             continue
         kind = _kind(st)
         inside_opaque = any(path.startswith(d + "/") for d in opaque_dirs)

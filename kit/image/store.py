@@ -46,6 +46,10 @@ from kit.image.documents import (
 )
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
+#: What the init layer holds: mount points of the kernel filesystems and of the /etc files
+#: the runtime binds in (hostname, hosts, resolv.conf).
+INIT_DIRS = ("proc", "dev", "sys", "tmp", "etc")
+INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 #: Alphabet of short layer names: 4 characters, so 500 layers fit in one page of options.
 _LINK_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -273,24 +277,28 @@ class Store:
                 return name
 
     def init_layer(self) -> Path:
-        """A tiny read-only layer of mount points (``/proc``, ``/dev``, ``/sys``, ``/tmp``).
+        """A tiny read-only layer of mount points (``/proc``, ``/dev``, ``/etc/hosts`` ...).
 
         It sits between an image's layers and a container's writable layer (Docker's "init"
-        layer does the same): the runtime mounts kernel filesystems on these directories, and
-        since they already exist below, creating them never lands in the writable layer, so
-        ``kit diff`` and ``kit commit`` never see them.
+        layer does the same): the runtime mounts kernel filesystems and its own /etc files on
+        these paths, and since they already exist below, creating them never lands in the
+        writable layer, so ``kit diff`` and ``kit commit`` never see them.
         """
         final = self.layers / "init" / "diff"
-        if final.is_dir():
+        if all((final / name).exists() for name in (*INIT_DIRS, *INIT_FILES)):
             return final
-        paths.ensure(self.layers, 0o755)
+        paths.ensure(self.layers / "init", 0o755)
         staging = Path(tempfile.mkdtemp(prefix=".init-", dir=self.layers))
         try:
-            for name in ("proc", "dev", "sys", "tmp"):
-                (staging / name).mkdir(mode=0o755)
             os.chmod(staging, 0o755)
-            (self.layers / "init").mkdir(mode=0o755, exist_ok=True)
-            os.rename(staging, final)
+            for name in INIT_DIRS:
+                (staging / name).mkdir(mode=0o755)
+            for name in INIT_FILES:
+                (staging / name).touch(mode=0o644)
+            with self.lock():
+                if final.exists():  # an older kit's init layer: keep it aside, use the new one
+                    os.rename(final, Path(tempfile.mkdtemp(prefix=".old-", dir=self.layers)) / "d")
+                os.rename(staging, final)
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
             if not final.is_dir():
