@@ -172,7 +172,11 @@ def _start_container_process(spec: Spec) -> int:
             create.append(ns.type)
     if "user" in create:
         userns.check_mappings(spec)
-        return fork_into_namespaces(clone_flags(create))
+        userns.pin_bind_sources(spec)  # opened with our privileges, attached inside
+        pid = fork_into_namespaces(clone_flags(create))
+        if pid != 0:
+            userns.release_pinned()
+        return pid
     if create:
         unshare(clone_flags(create))
     return os.fork()
@@ -269,6 +273,7 @@ def _finish_namespaces(ctx: InitContext, from_parent: int, to_parent: int) -> No
     log.stage = pipeline.NAMESPACES.name
     if userns.creates_user_namespace(ctx.spec):
         userns.become_root(ctx.spec)
+        userns.check_reachable(ctx.spec)
         # A change of effective uid clears the parent-death signal: set it again.
         set_parent_death_signal(signal.SIGKILL)
     if log.active:

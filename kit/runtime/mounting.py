@@ -16,6 +16,7 @@ that is writable), so kit always does it.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 
 from kit.errors import KitError
@@ -32,7 +33,9 @@ from kit.linux.flags import (
     PROPAGATION_FLAGS,
 )
 from kit.linux.mount import mount
+from kit.linux.newmount import attach
 from kit.runtime.context import InitContext
+from kit.security import userns
 from kit.spec import Mount
 
 
@@ -62,14 +65,18 @@ def parse_options(options: list[str], fstype: str | None = None) -> MountOptions
     return MountOptions(flags, ",".join(data) or None, propagation, bind)
 
 
-def _prepare_target(target: str, source: str | None, bind: bool) -> None:
+def _prepare_target(
+    target: str, source: str | None, bind: bool, source_is_dir: bool | None = None
+) -> None:
     """Create the mount point: a directory, or an empty file when binding a file."""
     if os.path.lexists(target):
         return
     parent = os.path.dirname(target)
     if not os.path.isdir(parent):
         os.makedirs(parent, mode=0o755, exist_ok=True)
-    if bind and source is not None and not os.path.isdir(source):
+    if source_is_dir is None:
+        source_is_dir = source is None or os.path.isdir(source)
+    if bind and not source_is_dir:
         fs.create_file(target)
     else:
         fs.mkdir(target, 0o755)
@@ -79,6 +86,16 @@ def apply_mount(ctx: InitContext, entry: Mount, *, note: str | None = None) -> N
     """Mount one spec entry at its destination inside the container's root."""
     options = parse_options(entry.options, entry.type)
     target = ctx.path(entry.destination)
+    # In a user namespace, the init parent opened bind sources from outside (see
+    # kit.security.userns.pin_bind_sources): attach that copy instead of walking the path.
+    pinned = userns.pinned_source(entry) if options.bind else None
+    if pinned is not None:
+        _prepare_target(target, None, True, stat.S_ISDIR(os.fstat(pinned).st_mode))
+        attach(pinned, target, note=f"bind {entry.source} at {entry.destination}, opened outside")
+        _remount_bind(target, options.flags)
+        for flag in options.propagation:
+            mount(None, target, None, flag, note="set propagation")
+        return
     if options.bind and entry.source is not None and not os.path.exists(entry.source):
         raise KitError(
             f"bind mount source {entry.source} does not exist",
@@ -89,20 +106,24 @@ def apply_mount(ctx: InitContext, entry: Mount, *, note: str | None = None) -> N
     if options.bind:
         bind_flags = MS_BIND | (options.flags & MS_REC)
         mount(entry.source, target, None, bind_flags, note=label)
-        extra = options.flags & ~(MS_BIND | MS_REC)
-        if extra:
-            # Flags on a bind mount only take effect through a second, remount call.
-            mount(
-                None,
-                target,
-                None,
-                MS_REMOUNT | MS_BIND | extra,
-                note=f"apply {','.join(_flag_words(extra))} to the bind mount",
-            )
+        _remount_bind(target, options.flags)
     else:
         mount(entry.source, target, entry.type, options.flags, options.data, note=label)
     for flag in options.propagation:
         mount(None, target, None, flag, note="set propagation")
+
+
+def _remount_bind(target: str, flags: int) -> None:
+    extra = flags & ~(MS_BIND | MS_REC)
+    if extra:
+        # Flags on a bind mount only take effect through a second, remount call.
+        mount(
+            None,
+            target,
+            None,
+            MS_REMOUNT | MS_BIND | extra,
+            note=f"apply {','.join(_flag_words(extra))} to the bind mount",
+        )
 
 
 #: Per-mount flags a remount must repeat: a remount sets the mount's flags anew, so leaving

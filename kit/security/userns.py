@@ -298,3 +298,74 @@ def become_root(spec: Spec) -> None:
         setresgid(0)
     if is_mapped(spec.linux.uid_mappings, 0):
         setresuid(0)
+
+
+def check_reachable(spec: Spec) -> None:
+    """In the container process, as root of the new user namespace: can it reach its root
+    filesystem? Its root is an ordinary user outside, so every directory on the way must be
+    searchable by that user (a 0700 home or /tmp/pytest-of-root is not)."""
+    path = os.path.abspath(spec.root.path)
+    try:
+        os.stat(path)
+    except PermissionError:
+        outside = next((m.host_id for m in spec.linux.uid_mappings if m.container_id == 0), None)
+        raise KitError(
+            f"the container's root cannot reach its root filesystem {path}",
+            errno=13,
+            cause=f"in the user namespace, root is uid {outside} on the host, and a directory "
+            "on the way is not searchable by that user",
+            fix="make every directory on the way searchable (chmod o+x DIR, or 0711), or keep "
+            "the root filesystem somewhere that user can reach",
+        ) from None
+    except OSError:
+        pass  # missing and other problems: the rootfs stage reports them
+
+
+# --- bind-mount sources, opened from outside -------------------------------------------------
+
+#: Bind-mount sources the init parent opened before creating the user namespace:
+#: (destination, source) -> a detached copy of the source mount (open_tree(OPEN_TREE_CLONE)).
+#: The container process inherits the descriptors with the rest of its parent's memory.
+_PINNED: dict[tuple[str, str], int] = {}
+
+
+def _is_bind(entry: Mount) -> bool:
+    return entry.type == "bind" or "bind" in entry.options or "rbind" in entry.options
+
+
+def pin_bind_sources(spec: Spec) -> None:
+    """In the init parent, before the user namespace exists: open every bind-mount source.
+
+    Inside the namespace, root is an ordinary user on the host, and the path to a source may
+    pass through directories only host root can search (kit's own 0700 state directories,
+    where /etc/hostname and friends are kept). A detached copy of the source mount, made here
+    with host privileges, can be attached inside without walking that path again (runc does
+    the same). Sources that cannot be opened are left for the volumes stage to report.
+    """
+    from kit.linux import newmount
+
+    for entry in spec.mounts:
+        if not _is_bind(entry) or not entry.source or not entry.source.startswith("/"):
+            continue
+        flags = newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
+        if "rbind" in entry.options:
+            flags |= newmount.AT_RECURSIVE
+        try:
+            fd = newmount.open_tree(newmount.AT_FDCWD, entry.source, flags)
+        except KitError:
+            continue
+        _PINNED[(entry.destination, entry.source)] = fd
+
+
+def pinned_source(entry: Mount) -> int | None:
+    """The detached copy of this entry's source, if the init parent made one."""
+    if entry.source is None:
+        return None
+    return _PINNED.get((entry.destination, entry.source))
+
+
+def release_pinned() -> None:
+    """Close the init parent's copies (the container process has its own)."""
+    for fd in _PINNED.values():
+        os.close(fd)
+    _PINNED.clear()
