@@ -31,10 +31,11 @@ def write_text(
     shown: str | None = None,
     note: str | None = None,
 ) -> None:
-    """Write ``text`` to a kernel file in one write(2), without creating or truncating it."""
+    """Write ``text`` to a kernel file in one write(2), without creating it (O_TRUNC, as a
+    shell's ``>`` has, means nothing to these files; it lets a test's plain files stand in)."""
 
     def write() -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
             data = text.encode()
             if os.write(fd, data) != len(data):
