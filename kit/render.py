@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from kit import mounts
 from kit.trace import Event
@@ -52,6 +53,55 @@ def mount_diff(diff: mounts.MountDiff, *, title: str | None = None) -> Renderabl
                 style=style,
             )
     return out
+
+
+#: Colour of each propagation type in a mount tree.
+_PROPAGATION_STYLE = {
+    "shared": "bold yellow",
+    "slave": "cyan",
+    "shared+slave": "bold cyan",
+    "private": "green",
+    "unbindable": "magenta",
+}
+
+
+def mount_tree(table: Iterable[mounts.Mount], *, title: str | None = None) -> Tree:
+    """A mount table as the tree it is: each mount under the mount it sits on (parent id).
+
+    Each node shows mount point, filesystem type, source, options and propagation, as in
+    ``findmnt``. Mounts whose parent is not in the table (the root of the namespace, or
+    mounts of a detached subtree) are the tree's top level.
+    """
+    entries = list(table)
+    ids = {m.mount_id for m in entries}
+    children: dict[int, list[mounts.Mount]] = {}
+    tops: list[mounts.Mount] = []
+    for m in entries:
+        if m.parent_id in ids and m.parent_id != m.mount_id:
+            children.setdefault(m.parent_id, []).append(m)
+        else:
+            tops.append(m)
+    tree = Tree(Text(title or "mounts", style="bold"), guide_style="dim")
+
+    def label(m: mounts.Mount) -> Text:
+        text = Text(m.mount_point, style="bold")
+        if m.root != "/":
+            text.append(f" [{m.root}]", style="dim")
+        text.append(f"  {m.fstype}  {m.source}  ")
+        text.append(",".join(m.options), style="dim")
+        text.append("  ")
+        text.append(m.propagation, style=_PROPAGATION_STYLE.get(m.propagation, ""))
+        return text
+
+    def add(node: Tree, m: mounts.Mount, seen: set[int]) -> None:
+        branch = node.add(label(m))
+        for child in children.get(m.mount_id, []):
+            if child.mount_id not in seen:  # a malformed table must not loop forever
+                add(branch, child, seen | {child.mount_id})
+
+    for m in tops:
+        add(tree, m, {m.mount_id})
+    return tree
 
 
 def namespace_table(inside: dict[str, int], outside: dict[str, int]) -> Table:

@@ -24,6 +24,9 @@ COMMAND_MODULES = [
     "kit.cli.doctor",
     "kit.cli.image",
     "kit.cli.container_fs",
+    "kit.cli.lifecycle",
+    "kit.cli.explore",
+    "kit.cli.oci",
 ]
 
 

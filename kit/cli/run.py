@@ -93,6 +93,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for name in RUN_OPTION_MODULES:
         importlib.import_module(name).add_arguments(parser)
+    # -d (kit.cli.lifecycle) and --bundle with runc's run options (kit.cli.oci).
+    for name in ("kit.cli.lifecycle", "kit.cli.oci"):
+        importlib.import_module(name).add_run_arguments(parser)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="IMAGE and/or COMMAND [ARG...]")
 
 
@@ -203,6 +206,14 @@ def run_command(args: argparse.Namespace) -> int:
     from kit.errors import KitError
     from kit.runtime.defaults import new_container_id
 
+    if args.bundle:  # runc's `run --bundle DIR ID`: an OCI bundle, runc's semantics
+        from kit.cli.oci import run_bundle_command
+
+        return run_bundle_command(args)
+    if args.detach:
+        from kit.cli.lifecycle import run_detached
+
+        return run_detached(args)
     if args.tty and not os.isatty(0):
         raise KitError(
             "the input device is not a terminal",

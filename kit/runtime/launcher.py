@@ -46,7 +46,7 @@ KIT_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 
 #: The re-executed init runs with -I -S: no user site, no site-packages, no environment
 #: variables steering Python. It needs only the standard library and kit itself.
-_BOOT = "import sys; sys.path.insert(0, {path!r}); from kit.runtime.init import boot; boot()"
+_BOOT = "import sys; sys.path.insert(0, {path!r}); from {module} import boot; boot()"
 
 
 @dataclass
@@ -108,6 +108,9 @@ class ContainerProcess:
     """One container being created and run. Use as a context manager: leaving it always
     leaves nothing behind (the container is killed if still running)."""
 
+    #: The module whose ``boot()`` a re-executed interpreter runs (``kit exec`` runs its own).
+    boot_module = "kit.runtime.init"
+
     def __init__(
         self,
         spec: Spec,
@@ -159,6 +162,7 @@ class ContainerProcess:
         self.program_started = False
         self._watch_resume = True
         self._resume_error = False
+        self._stdin_open = True
         self.events: list[Event] = []
         self.init_pid: int | None = None
         self.host_pid: int | None = None
@@ -242,13 +246,18 @@ class ContainerProcess:
         import subprocess
 
         spec_r, spec_w = os.pipe2(os.O_CLOEXEC)
-        setup = {"channels": channels.to_dict(), "options": options.to_dict(), "spec_fd": spec_r}
+        setup = {
+            "channels": channels.to_dict(),
+            "options": options.to_dict(),
+            "spec_fd": spec_r,
+            **self._boot_setup(),
+        }
         argv = [
             sys.executable,
             "-I",
             "-S",
             "-c",
-            _BOOT.format(path=KIT_PACKAGE_PARENT),
+            _BOOT.format(path=KIT_PACKAGE_PARENT, module=self.boot_module),
             json.dumps(setup),
         ]
         try:
@@ -265,6 +274,10 @@ class ContainerProcess:
         with os.fdopen(spec_w, "wb") as spec_pipe:
             spec_pipe.write(self.spec.to_json().encode())
         return self._popen.pid
+
+    def _boot_setup(self) -> dict[str, Any]:
+        """More settings for the re-executed interpreter's ``boot()`` (subclasses add some)."""
+        return {}
 
     def _fork(self, channels: Channels, options: InitOptions, stdio: dict[int, int | None]) -> int:
         """Fork the init directly: saves starting an interpreter. Only for single-threaded
@@ -396,7 +409,7 @@ class ContainerProcess:
         watch += list(self._capture_fds)
         if self.console_master is not None and self._reads_terminal():
             watch.append(self.console_master)
-            if self.relay_terminal:
+            if self.relay_terminal and self._stdin_open:
                 watch.append(0)
         if self._resized and self.console_master is not None:
             from kit.runtime.console import set_window_size, window_size
@@ -526,9 +539,13 @@ class ContainerProcess:
 
     def _relay_to_container(self) -> None:
         data = os.read(0, 65536)
-        if not data or self.console_master is None:
+        if not data:
+            # Our stdin ended (a closed pipe, a hung-up terminal): stop watching it, or poll
+            # would report it readable forever and the loop would spin.
+            self._stdin_open = False
             return
-        os.write(self.console_master, data)
+        if self.console_master is not None:
+            os.write(self.console_master, data)
 
     def _close_terminal(self) -> None:
         if self._terminal is not None:

@@ -129,11 +129,22 @@ def container_dir(container_id: str) -> Path:
 
 
 @contextlib.contextmanager
-def locked(container_id: str) -> Iterator[Path]:
-    """Hold the container's lock while reading-modifying-writing its state."""
+def locked(container_id: str, *, create: bool = False) -> Iterator[Path]:
+    """Hold the container's lock while reading-modifying-writing its state.
+
+    Only :func:`create` makes the directory: a writer that comes late (a monitor recording
+    the exit of a container that ``kit rm -f`` removed meanwhile) must not bring it back.
+    """
     directory = container_dir(container_id)
-    ensure(directory)
-    with open(directory / ".lock", "a") as lock:
+    if create:
+        ensure(directory)
+    try:
+        lock = open(directory / ".lock", "a")  # noqa: SIM115
+    except FileNotFoundError:
+        raise KitError(
+            f"no such container: {container_id}", fix="list containers with `kit ps -a`"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield directory
 
@@ -170,7 +181,7 @@ def create(state: ContainerState, spec: Spec) -> None:
                     fix=f"remove it with `kit rm {state.name}` or choose another name",
                     exit_code=125,
                 )
-        with locked(state.id) as directory:
+        with locked(state.id, create=True) as directory:
             _write_atomic(directory / "config.json", spec.to_json(indent=2) + "\n")
             _write_atomic(directory / "state.json", _state_text(state))
 

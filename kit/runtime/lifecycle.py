@@ -1,0 +1,231 @@
+"""Acting on recorded containers: signal, stop, wait, remove, and clean up after a crash.
+
+Signals go through a **pidfd** (pidfd_open(2) + pidfd_send_signal(2)): a file descriptor that
+names one process for good. A plain ``kill(pid)`` could hit an unrelated process that got the
+PID after the container ended; here the PID is opened first, then the process behind the pidfd
+is checked against the start time recorded with the PID, and only then signalled. The pidfd
+also becomes readable when the process ends, which is how kit waits for a container it is not
+the parent of.
+
+``kit stop`` is ``docker stop``: SIGTERM, a grace period, then SIGKILL. A container's PID 1
+gets no default signal actions from the kernel (a signal without a handler is ignored for
+PID 1 of a namespace), so a program that never installs a SIGTERM handler only goes at
+SIGKILL, after the grace period. SIGKILL always works from outside the namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import signal
+import time
+
+from kit.errors import KitError
+from kit.runtime import state
+from kit.runtime.state import ContainerState
+
+
+def parse_signal(text: str | int) -> int:
+    """``TERM``, ``SIGTERM``, ``sigterm``, ``15`` -> 15."""
+    value = str(text).strip()
+    if value.isdigit():
+        number = int(value)
+        if 0 < number < signal.NSIG:
+            return number
+    else:
+        name = value.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        with contextlib.suppress(AttributeError):
+            return int(getattr(signal.Signals, name))
+    raise KitError(
+        f"invalid signal {text!r}",
+        fix="give a name like TERM, KILL, HUP or a number like 15",
+        exit_code=2,
+    )
+
+
+def open_process(pid: int, start: int) -> int | None:
+    """A pidfd for the process recorded as (pid, start time); None if it is gone."""
+    if pid <= 0:
+        return None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    # The pidfd pins *whatever* process has the PID now; make sure it is ours.
+    if not state.is_alive(pid, start):
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
+def send_signal(record: ContainerState, sig: int) -> bool:
+    """Signal the container's PID 1; False if it is not running."""
+    pidfd = open_process(record.pid, record.pid_start)
+    if pidfd is None:
+        return False
+    try:
+        signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
+
+
+def signal_all(record: ContainerState, sig: int) -> bool:
+    """Signal every process of the container (runc's ``kill --all``); PID 1 last."""
+    from kit.runtime.processes import namespace_members
+
+    if not record.pid or not state.is_alive(record.pid, record.pid_start):
+        return False
+    for member in reversed(namespace_members(record.pid)):
+        if member != record.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, sig)
+    send_signal(record, sig)
+    return True
+
+
+def wait_process(pid: int, start: int, timeout: float | None) -> bool:
+    """Wait until the process ends (True) or the timeout passes (False)."""
+    pidfd = open_process(pid, start)
+    if pidfd is None:
+        return True
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(pidfd)
+
+
+def _wait_owner(record: ContainerState, timeout: float = 5.0) -> None:
+    """Give the monitor time to record the exit; kill it if it hangs."""
+    if not record.owner_pid or record.owner_pid == os.getpid():
+        return
+    if not wait_process(record.owner_pid, record.owner_start, timeout):
+        _kill_owner(record)
+
+
+def stop(record: ContainerState, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """SIGTERM, up to ``timeout`` seconds, then SIGKILL. False if it was not running."""
+    if not send_signal(record, sig):
+        return False
+    if not wait_process(record.pid, record.pid_start, timeout):
+        send_signal(record, signal.SIGKILL)
+        wait_process(record.pid, record.pid_start, None)
+    _wait_owner(record)
+    return True
+
+
+def kill(record: ContainerState, timeout: float = 10.0) -> None:
+    """SIGKILL the container and wait until it (and its monitor's bookkeeping) is done."""
+    if send_signal(record, signal.SIGKILL):
+        wait_process(record.pid, record.pid_start, timeout)
+    _wait_owner(record)
+
+
+def is_running(record: ContainerState) -> bool:
+    return state.live_status(record) in (state.CREATED, state.RUNNING)
+
+
+def remove(record: ContainerState, *, force: bool = False) -> None:
+    """``kit rm``: remove a stopped container (``force``: kill a running one first)."""
+    if is_running(record) or (record.status == state.CREATING and _owner_alive(record)):
+        if not force:
+            raise KitError(
+                f"container {record.name} is {state.live_status(record)}",
+                cause="removing it would pull its files out from under a running program",
+                fix=f"stop it first (`kit stop {record.name}`), or use `kit rm -f`",
+                exit_code=1,
+            )
+        if record.status == state.CREATING and not record.pid:
+            _kill_owner(record)
+        kill(record)
+    remove_files(record.id)
+
+
+def _owner_alive(record: ContainerState) -> bool:
+    return bool(record.owner_pid) and state.is_alive(record.owner_pid, record.owner_start)
+
+
+def _kill_owner(record: ContainerState) -> None:
+    pidfd = open_process(record.owner_pid, record.owner_start)
+    if pidfd is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    select.select([pidfd], [], [], 5.0)
+    os.close(pidfd)
+
+
+def remove_files(container_id: str) -> None:
+    """Everything of the container on the host: its cgroups, its writable layer (image
+    containers: the layer and nothing of the image), then its record."""
+    remove_cgroups(container_id)
+    directory = state.container_dir(container_id)
+    if (directory / "image.json").exists():
+        from kit.image.container import remove_writable_layer
+
+        remove_writable_layer(container_id)
+    state.remove(container_id)
+
+
+# --- cgroups left behind ---------------------------------------------------------------------
+
+
+def container_cgroups(container_id: str) -> list[str]:
+    """Host paths of cgroup directories of this container that exist (any hierarchy)."""
+    from kit.cgroups import layout
+    from kit.paths import root_tag
+
+    found: list[str] = []
+    try:
+        spec = state.load_spec(container_id)
+        custom = spec.linux.cgroups_path
+    except KitError:
+        custom = None
+    relative = custom or f"/kit/{root_tag()}-{container_id}"
+    current = layout.read()
+    mounts = set(current.v1.values())
+    if current.v2:
+        mounts.add(current.v2)
+    for mount in sorted(mounts):
+        path = mount + "/" + relative.strip("/")
+        if os.path.isdir(path):
+            found.append(path)
+    return found
+
+
+def remove_cgroup_dir(path: str) -> None:
+    """Kill what is left in a cgroup directory, then rmdir it (retrying while it empties)."""
+    for attempt in range(200):
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as procs:
+                pids = [int(p) for p in procs.read().split()]
+        except FileNotFoundError:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY or attempt == 199:
+                raise KitError(
+                    f"cannot remove the cgroup {path}",
+                    errno=error.errno,
+                    cause="processes are still in it",
+                    fix="check with `cat {path}/cgroup.procs`",
+                ) from None
+        time.sleep(0.01)
+
+
+def remove_cgroups(container_id: str) -> None:
+    for path in container_cgroups(container_id):
+        remove_cgroup_dir(path)

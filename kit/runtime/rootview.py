@@ -1,0 +1,212 @@
+"""A container's root filesystem, opened from the host without touching the host's mounts.
+
+``kit export`` and ``kit cp`` work on a directory file descriptor of the container's root and
+never on a host path, because every lookup made *relative to that fd* with the right flags
+(see :mod:`kit.runtime.copy`) stays inside it. How the fd is obtained depends on the state:
+
+* **running, whole tree** (``cp``): ``/proc/PID/root``, the container's root directory as its
+  PID 1 sees it, with everything mounted on it (its /tmp tmpfs, its volumes).
+* **running, root filesystem only** (``export``): a *detached clone* of the container's root
+  mount, made with ``open_tree(OPEN_TREE_CLONE)`` by a short-lived child that joined the
+  container's mount namespace (the kernel clones only mounts of the caller's own
+  namespace). No /proc, /sys, /dev or volume mounts: the files of the container, as
+  ``docker export`` gives them.
+* **stopped, from an image**: the overlay (image layers + the container's writable layer)
+  mounted with the new mount API (fsopen/fsconfig/fsmount) as a **detached mount**: it
+  belongs to no mount namespace, appears in no mount table, and vanishes when the last fd
+  to it is closed. The kernel merges the layers and applies whiteouts, exactly as when the
+  container ran.
+* **stopped, from a root filesystem directory**: a detached clone (``open_tree``) of that
+  directory, so mounts that happen to sit below it on the host are not included.
+
+Nothing here attaches a mount anywhere: the leak guard, ``findmnt`` and ``/proc/self/mounts``
+see no change on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kit.errors import KitError
+from kit.linux import newmount
+from kit.runtime import state
+from kit.runtime.state import ContainerState
+
+
+@dataclass
+class RootView:
+    """An open root of a container: ``fd`` (O_PATH directory) and how it was made."""
+
+    fd: int
+    kind: str  # "proc-root", "root-mount-clone", "overlay", "rootfs-clone"
+    #: Host PID of the running container whose root this is, if any.
+    pid: int = 0
+    #: uid and gid on the host of the container's root user (user namespaces shift them).
+    root_uid: int = 0
+    root_gid: int = 0
+
+
+def _host_root_ids(record: ContainerState) -> tuple[int, int]:
+    """The host ids of the container's uid/gid 0 (0/0 without a user namespace)."""
+    try:
+        spec = state.load_spec(record.id)
+    except KitError:
+        return 0, 0
+
+    def first(mappings: list) -> int:  # type: ignore[type-arg]
+        for m in mappings:
+            if m.container_id == 0:
+                return int(m.host_id)
+        return 0
+
+    if not spec.has_namespace("user"):
+        return 0, 0
+    return first(spec.linux.uid_mappings), first(spec.linux.gid_mappings)
+
+
+def _running(record: ContainerState) -> bool:
+    return (
+        record.status in (state.RUNNING, state.CREATED)
+        and record.pid > 0
+        and state.is_alive(record.pid, record.pid_start)
+    )
+
+
+@contextlib.contextmanager
+def open_root(record: ContainerState, *, whole_tree: bool) -> Iterator[RootView]:
+    """The container's root as an fd (see the module docstring); closed on exit."""
+    uid, gid = _host_root_ids(record)
+    if _running(record):
+        if whole_tree:
+            fd = os.open(f"/proc/{record.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            kind = "proc-root"
+        else:
+            fd = clone_root_mount(record.pid)
+            kind = "root-mount-clone"
+        # Opened by PID: make sure it is still the container (PIDs are reused).
+        if not state.is_alive(record.pid, record.pid_start):
+            os.close(fd)
+            raise KitError(f"container {record.name} stopped while kit opened it", fix="try again")
+        view = RootView(fd, kind, record.pid, uid, gid)
+    else:
+        spec = state.load_spec(record.id)
+        if spec.kit.overlay is not None:
+            view = RootView(mount_overlay_detached(spec.kit.overlay), "overlay", 0, uid, gid)
+        else:
+            path = spec.root.path
+            if record.bundle and not os.path.isabs(path):
+                path = os.path.join(record.bundle, path)
+            if not os.path.isdir(path):
+                raise KitError(
+                    f"the root filesystem of {record.name} is gone ({path})",
+                    fix="remove the container with `kit rm`",
+                )
+            fd = newmount.open_tree(
+                newmount.AT_FDCWD, path, newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
+            )
+            view = RootView(fd, "rootfs-clone", 0, uid, gid)
+    try:
+        yield view
+    finally:
+        os.close(view.fd)
+
+
+def mount_overlay_detached(overlay: object) -> int:
+    """The image layers and writable layer as a detached overlay mount; returns its fd."""
+    from kit.spec import OverlaySpec
+
+    assert isinstance(overlay, OverlaySpec)
+    fs_fd = newmount.fsopen("overlay")
+    try:
+        if overlay.userxattr:
+            newmount.set_flag(fs_fd, "userxattr")
+        for lower in overlay.lowers:
+            newmount.set_string(fs_fd, "lowerdir+", lower)
+        if overlay.upper and overlay.work:
+            newmount.set_string(fs_fd, "upperdir", overlay.upper)
+            newmount.set_string(fs_fd, "workdir", overlay.work)
+        newmount.create(fs_fd)
+        return newmount.fsmount(fs_fd)
+    finally:
+        os.close(fs_fd)
+
+
+def clone_root_mount(pid: int) -> int:
+    """A detached clone of the root mount of ``pid``'s mount namespace (no submounts).
+
+    open_tree(OPEN_TREE_CLONE) only clones mounts of the caller's own mount namespace, so a
+    child joins the container's, clones its "/", hands the fd back over a unix socket
+    (SCM_RIGHTS) and exits. The clone stays usable after that: a detached mount lives as
+    long as an fd refers to it.
+    """
+    import threading
+
+    if threading.active_count() > 1:
+        return _clone_in_fresh_process(pid)
+    ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child = os.fork()
+    if child == 0:
+        status = 1
+        try:
+            ours.close()
+            _clone_and_send(ns_fd, theirs.fileno())
+            status = 0
+        finally:
+            os._exit(status)
+    theirs.close()
+    os.close(ns_fd)
+    try:
+        return _receive(ours)
+    finally:
+        ours.close()
+        os.waitpid(child, 0)
+
+
+def _clone_and_send(ns_fd: int, sock_fd: int) -> None:
+    from kit.linux.flags import CLONE_NEWNS
+    from kit.linux.namespaces import setns
+
+    setns(ns_fd, CLONE_NEWNS)
+    fd = newmount.open_tree(
+        newmount.AT_FDCWD, "/", newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
+    )
+    with socket.socket(fileno=os.dup(sock_fd)) as sock:
+        socket.send_fds(sock, [b"root"], [fd])
+
+
+def _receive(sock: socket.socket) -> int:
+    _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+    if not fds:
+        raise KitError(
+            "could not open the container's root mount",
+            cause="the helper that joins its mount namespace failed (is it still running?)",
+            fix="check `kit ps`; as a fallback, `kit cp CONTAINER:/ DIR` copies the whole tree",
+        )
+    return fds[0]
+
+
+def _clone_in_fresh_process(pid: int) -> int:
+    """The same from a threaded caller (the TUI): a fresh interpreter instead of a fork."""
+    import subprocess
+    import sys
+
+    from kit.runtime.launcher import KIT_PACKAGE_PARENT
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    code = (
+        f"import sys, os; sys.path.insert(0, {KIT_PACKAGE_PARENT!r}); "
+        "from kit.runtime.rootview import _clone_and_send; "
+        f"_clone_and_send(os.open('/proc/{pid}/ns/mnt', os.O_RDONLY), {theirs.fileno()})"
+    )
+    helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", code], pass_fds=[theirs.fileno()])
+    theirs.close()
+    try:
+        return _receive(ours)
+    finally:
+        ours.close()
+        helper.wait()
