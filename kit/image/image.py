@@ -9,7 +9,7 @@ first, the order overlayfs wants.
 from __future__ import annotations
 
 import contextlib
-import platform as platform_module
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +100,7 @@ class Image:
 
 def default_platform() -> dict[str, str]:
     """This machine's platform in OCI terms (``linux``/``amd64``, ``arm64`` + ``v8``)."""
-    machine = platform_module.machine()
+    machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(
         machine, machine
     )

@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -272,7 +271,7 @@ class Store:
 
     def _new_link(self) -> str:
         while True:
-            name = "".join(secrets.choice(_LINK_ALPHABET) for _ in range(4))
+            name = "".join(_LINK_ALPHABET[b % len(_LINK_ALPHABET)] for b in os.urandom(4))
             if not os.path.lexists(self.links / name):
                 return name
 
@@ -348,7 +347,7 @@ class Store:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     with open(temp, "wb") as handle:
         handle.write(data)
     os.chmod(temp, 0o644)
