@@ -153,7 +153,7 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
         terminal=args.tty,
         namespaces=namespaces,
     )
-    if args.user:
+    if args.user is not None:
         from kit.security.users import apply_user
 
         home_given = any(item.startswith("HOME=") for item in args.env)
