@@ -31,8 +31,10 @@ def run(ctx: InitContext) -> None:
     if layers is not None:
         from kit import overlay
 
+        # Inside a user namespace overlayfs may only keep its marks in user.* xattrs.
+        userxattr = layers.userxattr or ctx.spec.has_namespace("user")
         overlay.mount_overlay(
-            ctx.rootfs, layers.lowers, layers.upper, layers.work, userxattr=layers.userxattr
+            ctx.rootfs, layers.lowers, layers.upper, layers.work, userxattr=userxattr
         )
         return
     mount(
