@@ -17,6 +17,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l02_rootfs",
     "lessons.l03_mounts",
     "lessons.l04_pivot_root",
+    "lessons.l05_overlay",
 ]
 
 _loaded: list[Lesson] | None = None
