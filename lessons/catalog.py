@@ -18,6 +18,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l03_mounts",
     "lessons.l04_pivot_root",
     "lessons.l05_overlay",
+    "lessons.l06_images",
 ]
 
 _loaded: list[Lesson] | None = None
