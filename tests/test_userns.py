@@ -22,7 +22,7 @@ from unprivileged import NOBODY, Unprivileged, unprivileged_area
 from kit.runtime.defaults import default_spec
 from kit.runtime.launcher import ContainerProcess
 from kit.security import userns
-from kit.spec import IdMapping, Mount
+from kit.spec import IdMapping, Mount, OverlaySpec
 
 pytestmark = pytest.mark.usefixtures("kit_root")
 
@@ -294,12 +294,28 @@ def test_bad_uidmap(busybox_rootfs: Path, value: str) -> None:
     assert "invalid --uidmap" in result.stderr
 
 
-def test_root_userns_with_an_unreachable_rootfs_is_explained(busybox_rootfs: Path) -> None:
-    # busybox_rootfs lives under pytest's root-only (0700) temporary directory.
-    result = run_root(busybox_rootfs, "true", options=("--userns",))
-    assert result.returncode == 125
-    assert "cannot reach its root filesystem" in result.stderr
-    assert f"root is uid {NOBODY} on the host" in result.stderr
+def test_root_userns_with_a_rootfs_behind_a_private_directory(busybox_rootfs: Path) -> None:
+    # busybox_rootfs lives under pytest's root-only (0700) directory, and so does KIT_ROOT,
+    # where /etc/hostname is kept: the init parent opens both from outside (open_tree), and
+    # the container's root (nobody on the host) gets them without walking those paths.
+    result = run_root(busybox_rootfs, "sh", "-c", "id -u; cat /etc/hostname", options=("--userns",))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == "0" and len(lines[1]) == 12
+
+
+def test_root_userns_with_an_unreachable_overlay_is_explained(busybox_rootfs: Path) -> None:
+    # An image's overlay is mounted from its layer paths inside the namespace, so they must be
+    # reachable: kit says so before trying.
+    spec = default_spec(["true"], str(busybox_rootfs.parent / "merged"))
+    spec.kit.overlay = OverlaySpec(lowers=[str(busybox_rootfs)])
+    userns.enable(spec)
+    with ContainerProcess(spec, capture=True) as container:
+        status = container.wait()
+    assert status.code == 125
+    assert status.error is not None
+    assert "cannot reach its root filesystem" in str(status.error)
+    assert f"root is uid {NOBODY} on the host" in str(status.error)
 
 
 def test_user_namespaces_unavailable_points_to_doctor(busybox_rootfs: Path) -> None:

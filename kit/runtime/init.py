@@ -172,7 +172,9 @@ def _start_container_process(spec: Spec) -> int:
             create.append(ns.type)
     if "user" in create:
         userns.check_mappings(spec)
-        userns.pin_bind_sources(spec)  # opened with our privileges, attached inside
+        # Opened with our privileges, attached inside (see kit.security.userns).
+        userns.pin_rootfs(spec)
+        userns.pin_bind_sources(spec)
         pid = fork_into_namespaces(clone_flags(create))
         if pid != 0:
             userns.release_pinned()

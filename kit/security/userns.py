@@ -28,17 +28,22 @@ is meant to prevent.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kit.errors import KitError
 from kit.linux.kernfs import read_text, write_text
 from kit.spec import IdMapping, Mount, Namespace, Spec
 from kit.trace import tracer
+
+if TYPE_CHECKING:
+    from kit.runtime.context import InitContext
 
 #: The overflow id: what unmapped ids look like, owner of nothing. kit maps root's containers
 #: to it when root has no subordinate ranges.
@@ -304,6 +309,8 @@ def check_reachable(spec: Spec) -> None:
     """In the container process, as root of the new user namespace: can it reach its root
     filesystem? Its root is an ordinary user outside, so every directory on the way must be
     searchable by that user (a 0700 home or /tmp/pytest-of-root is not)."""
+    if _ROOTFS:
+        return  # opened from outside: no path to walk
     path = os.path.abspath(spec.root.path)
     try:
         os.stat(path)
@@ -364,8 +371,51 @@ def pinned_source(entry: Mount) -> int | None:
     return _PINNED.get((entry.destination, entry.source))
 
 
+#: The root filesystem, opened the same way (a plain directory rootfs, not an overlay).
+_ROOTFS: list[int] = []
+
+#: Where the container process attaches its pinned root filesystem: a directory every host has
+#: and any user can reach. The mount exists only in the container's mount namespace (the
+#: host's /tmp is untouched) and only until pivot_root makes it ``/``.
+ROOTFS_STAGING = "/tmp"
+
+
+def pin_rootfs(spec: Spec) -> None:
+    """In the init parent: open the root filesystem directory (see :func:`pin_bind_sources`:
+    a 0700 directory on the way, like kit's own data directory, is no obstacle then)."""
+    from kit.linux import newmount
+
+    if spec.kit.overlay is not None:
+        return  # an image's overlay is mounted from its layer paths by the rootfs stage
+    flags = newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC | newmount.AT_RECURSIVE
+    root = os.path.abspath(spec.root.path)
+    # Missing or not a directory: the rootfs stage says so.
+    with contextlib.suppress(KitError):
+        _ROOTFS.append(newmount.open_tree(newmount.AT_FDCWD, root, flags))
+
+
+def attach_rootfs(ctx: InitContext) -> bool:
+    """In the container process (rootfs stage): attach the pinned root filesystem at
+    :data:`ROOTFS_STAGING` and build the container there. False when nothing is pinned."""
+    from kit.linux import newmount
+
+    if not _ROOTFS:
+        return False
+    fd = _ROOTFS.pop()
+    newmount.attach(
+        fd,
+        ROOTFS_STAGING,
+        note=f"the root filesystem {ctx.rootfs}, opened by the init parent, attached over "
+        f"{ROOTFS_STAGING} in this mount namespace only",
+    )
+    os.close(fd)
+    ctx.rootfs = ROOTFS_STAGING
+    return True
+
+
 def release_pinned() -> None:
     """Close the init parent's copies (the container process has its own)."""
-    for fd in _PINNED.values():
+    for fd in [*_PINNED.values(), *_ROOTFS]:
         os.close(fd)
     _PINNED.clear()
+    _ROOTFS.clear()

@@ -19,9 +19,13 @@ from kit.errors import KitError
 from kit.linux.flags import MS_BIND, MS_REC
 from kit.linux.mount import mount
 from kit.runtime.context import InitContext
+from kit.security import userns
 
 
 def run(ctx: InitContext) -> None:
+    # In a user namespace, the init parent opened the directory from outside: attach it.
+    if userns.attach_rootfs(ctx):
+        return
     if not os.path.isdir(ctx.rootfs):
         raise KitError(
             f"root filesystem {ctx.rootfs} is not a directory",
