@@ -222,7 +222,9 @@ class Provenance:
         out = [f"{self.path}"]
         if self.mount:
             out.append(f"  covered by a mount: {self.mount} (image files beneath are hidden)")
-        if self.supplier:
+        if self.supplier and self.mount:
+            out.append(f"  beneath the mount, {self.supplier} holds it")
+        elif self.supplier:
             out.append(f"  supplied by {self.supplier}")
         elif not self.mount:
             out.append("  not present in the merged view")

@@ -19,6 +19,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l04_pivot_root",
     "lessons.l05_overlay",
     "lessons.l06_images",
+    "lessons.l07_writable_layer",
 ]
 
 _loaded: list[Lesson] | None = None
