@@ -69,3 +69,25 @@ def read() -> Layout:
         except OSError:
             pass
     return layout
+
+
+def directory_of(pid: int | str, controller: str, found: Layout | None = None) -> str | None:
+    """The host directory of ``pid``'s cgroup for ``controller`` (None if not mounted).
+
+    ``/proc/PID/cgroup`` lists the process's cgroup in each hierarchy (``4:memory:/kit/...``
+    for v1, ``0::/kit/...`` for v2), relative to the *reader's* cgroup namespace root: read
+    from the host, it names the path in the host's tree.
+    """
+    found = found or read()
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hierarchy, controllers, path = line.split(":", 2)
+        if found.v2 and controller in found.v2_controllers and hierarchy == "0":
+            return os.path.normpath(found.v2 + path)
+        if controller in controllers.split(",") and controller in found.v1:
+            return os.path.normpath(found.v1[controller] + path)
+    return None
