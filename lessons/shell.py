@@ -24,6 +24,9 @@ _NSENTER_OPTION = {
     "net": "--net",
     "pid": "--pid",
     "cgroup": "--cgroup",
+    # A container with its own user namespace is entered as its root (nsenter then becomes
+    # uid 0 inside), so the shell sees what the container's processes see.
+    "user": "--user",
 }
 
 
