@@ -49,7 +49,48 @@ def _base_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep all of kit's state under DIR (same as KIT_ROOT)",
     )
+    # runc's global options, as engines (podman/conmon, containerd) pass them.
+    parser.add_argument(
+        "--log", metavar="FILE", help="also append kit's errors and warnings to FILE (runc)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="format of --log: text, or JSON lines like runc's",
+    )
+    parser.add_argument(
+        "--systemd-cgroup",
+        action="store_true",
+        help="accepted for runc compatibility: kit always manages cgroups through cgroupfs "
+        "and refuses a systemd-style cgroupsPath (slice:prefix:name)",
+    )
     return parser
+
+
+#: Where log_message also writes (``--log``), and how.
+_LOG: dict[str, str | None] = {"path": None, "format": "text"}
+
+
+def log_message(level: str, text: str, *, stream: object = None) -> None:
+    """``kit: LEVEL: TEXT`` on stderr, and to the ``--log`` file when one was given."""
+    (stream or sys.stderr).write(f"kit: {level}: {text}\n")  # type: ignore[attr-defined]
+    path = _LOG["path"]
+    if not path:
+        return
+    import datetime
+    import json
+
+    now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    if _LOG["format"] == "json":
+        line = json.dumps({"level": level, "msg": text, "time": now})
+    else:
+        line = f"{now} {level}: {text}"
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+    except OSError:
+        pass  # the log is a copy; stderr has the message
 
 
 def _requested_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
@@ -90,13 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.root:
         os.environ["KIT_ROOT"] = os.path.abspath(args.root)
+    _LOG["path"], _LOG["format"] = args.log, args.log_format
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except KitError as error:
-        sys.stderr.write(f"kit: error: {error}\n")
+        log_message("error", str(error))
         return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("kit: interrupted\n")

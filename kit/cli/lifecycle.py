@@ -333,10 +333,11 @@ def kill_command(args: argparse.Namespace) -> int:
     # runc's form: `kit kill ID [SIGNAL]` (podman and conmon call it so).
     if sig_text is None and len(targets) == 2 and not _is_container(targets[1]):
         sig_text = targets.pop()
-    sig = lifecycle.parse_signal(sig_text or "KILL")
     failed = 0
     for text in targets:
         record = state.find(text)
+        # Docker's kill defaults to SIGKILL; runc's (OCI containers) to SIGTERM.
+        sig = lifecycle.parse_signal(sig_text or ("TERM" if record.kind == "oci" else "KILL"))
         sent = lifecycle.signal_all(record, sig) if args.all else lifecycle.send_signal(record, sig)
         if not sent:
             sys.stderr.write(

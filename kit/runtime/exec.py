@@ -350,6 +350,10 @@ def _child_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
             tracer().stage = name
             assert stage.run is not None
             stage.run(ctx)
+        if options.detach:
+            # The identity stage re-arms the parent-death signal after the uid change; a
+            # detached process must outlive the joiner, which leaves once it runs.
+            set_parent_death_signal(0)
         tracer().stage = "exec"
         exec_stage.run(ctx)
     except KitError as error:

@@ -47,7 +47,7 @@ from kit.linux.clone import fork_into_namespaces
 from kit.linux.flags import NAMESPACES
 from kit.linux.namespaces import clone_flags, join_namespace, unshare
 from kit.linux.process import set_parent_death_signal
-from kit.runtime import pipeline
+from kit.runtime import gate, pipeline
 from kit.runtime.context import Channels, InitContext, InitOptions
 from kit.runtime.stages import cgroups as cgroups_stage
 from kit.runtime.stages import exec as exec_stage
@@ -99,13 +99,17 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
     # The handshake pipes (see the module docstring): parent -> child and child -> parent.
     to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
     to_parent_r, to_parent_w = os.pipe2(os.O_CLOEXEC)
+    # OCI create: the container will wait at a FIFO before execve (see kit.runtime.gate).
+    release = gate.prepare(options.exec_fifo)
     pid = _start_container_process(spec)
     if pid == 0:
         os.close(to_child_w)
         os.close(to_parent_r)
+        gate.after_fork(release, in_child=True)
         container_main(spec, channels, options, to_child_r, to_parent_w)
     os.close(to_child_r)
     os.close(to_parent_w)
+    gate.after_fork(release, in_child=False)
     log.emit(
         Event(
             "process",
@@ -143,7 +147,12 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
     for fd in (channels.resume, channels.console):
         if fd is not None and fd >= 0:
             os.close(fd)
-    status = _watch(pid, channels, options)
+    status = _watch(pid, channels, options, release)
+    if status is None:
+        # Created (OCI): the container waits for `kit start`, and outlives us. Its cgroups
+        # stay until `kit delete`.
+        log.emit(Event("process", "released", data={"host_pid": pid}, message="created"))
+        return 0
     oom_killed = cgroups_stage.finish(cgroup) if cgroup is not None else False
     return _report_exit(status, oom_killed)
 
@@ -184,14 +193,23 @@ def _start_container_process(spec: Spec) -> int:
     return os.fork()
 
 
-def _watch(pid: int, channels: Channels, options: InitOptions) -> int:
+def _watch(pid: int, channels: Channels, options: InitOptions, release: int = -1) -> int | None:
     """Forward signals from the caller until the container process exits; return its wait
-    status."""
+    status. None: the container reached its start gate (it said so on ``release``, the
+    release pipe of kit.runtime.gate) and we leave it running."""
     pidfd = os.pidfd_open(pid)
-    watching = [pidfd, channels.control]
+    watching = [pidfd, channels.control] + ([release] if release >= 0 else [])
     buffer = b""
     while True:
         ready, _, _ = select.select(watching, [], [])
+        if release in ready:
+            # "c": created, the container waits at its gate. End-of-file: it died first.
+            created = os.read(release, 1) == b"c"
+            watching.remove(release)
+            os.close(release)
+            if created:
+                os.close(pidfd)
+                return None
         if channels.control in ready:
             data = os.read(channels.control, 256)
             if not data:

@@ -152,6 +152,8 @@ def _owner_alive(record: ContainerState) -> bool:
 
 
 def _kill_owner(record: ContainerState) -> None:
+    if record.owner_pid == os.getpid():
+        return  # the creator itself cleaning up after a failure
     pidfd = open_process(record.owner_pid, record.owner_start)
     if pidfd is None:
         return
@@ -177,23 +179,23 @@ def remove_files(container_id: str) -> None:
 
 
 def container_cgroups(container_id: str) -> list[str]:
-    """Host paths of cgroup directories of this container that exist (any hierarchy)."""
-    from kit.cgroups import layout
+    """Host paths of cgroup directories of this container that exist, in every hierarchy
+    (kit's limits in memory/pids/cpu, an OCI container's devices cgroup...)."""
+    from kit import mounts
     from kit.paths import root_tag
 
-    found: list[str] = []
     try:
-        spec = state.load_spec(container_id)
-        custom = spec.linux.cgroups_path
+        custom = state.load_spec(container_id).linux.cgroups_path
     except KitError:
         custom = None
-    relative = custom or f"/kit/{root_tag()}-{container_id}"
-    current = layout.read()
-    mounts = set(current.v1.values())
-    if current.v2:
-        mounts.add(current.v2)
-    for mount in sorted(mounts):
-        path = mount + "/" + relative.strip("/")
+    relative = (custom or f"/kit/{root_tag()}-{container_id}").strip("/")
+    found: list[str] = []
+    seen: set[str] = set()
+    for m in mounts.read():
+        if m.fstype not in ("cgroup", "cgroup2") or m.mount_point in seen:
+            continue
+        seen.add(m.mount_point)
+        path = f"{m.mount_point}/{relative}"
         if os.path.isdir(path):
             found.append(path)
     return found

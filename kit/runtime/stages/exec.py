@@ -21,6 +21,7 @@ import stat
 from kit.errors import KitError
 from kit.linux.flags import CLOSE_RANGE_CLOEXEC
 from kit.linux.process import chdir, close_range, execve
+from kit.runtime import gate
 from kit.runtime.context import InitContext
 from kit.spec import DEFAULT_PATH
 from kit.trace import Event, tracer
@@ -106,6 +107,8 @@ def run(ctx: InitContext) -> None:
             "(`kit rootfs build --program NAME`)",
             exit_code=127,
         )
+    # OCI create: stop here until `kit start` (see kit.runtime.gate); nothing else waits.
+    gate.wait_for_start(ctx)
     for sig in _RESET_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
