@@ -155,7 +155,10 @@ def host_file(ctx: StepContext) -> None:
     ctx.show(
         Facts(
             f"{target} on the host",
-            [("owner uid, gid", f"{info.st_uid}, {info.st_gid}"), ("mode", stat.filemode(info.st_mode))],
+            [
+                ("owner uid, gid", f"{info.st_uid}, {info.st_gid}"),
+                ("mode", stat.filemode(info.st_mode)),
+            ],
         )
     )
     for user_ns, line in ((True, WITH_USERNS), (False, WITHOUT_USERNS)):
