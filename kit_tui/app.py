@@ -1,0 +1,176 @@
+"""The kit tutorial app: services shared by the screens.
+
+:class:`KitApp` owns the learner's progress, one :class:`~lessons.session.Session` per lesson
+(created on first use, closed when the app ends, so no container or mount outlives it), the
+``kit doctor`` verdict on this machine, and :meth:`KitApp.open_shell`, the single place where
+the app hands the terminal to a shell inside a container. Tests replace that one method:
+suspending the app needs a real terminal.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from kit_tui.commands import LessonCommands
+from kit_tui.messages import DoctorFinished
+from kit_tui.screens import BlockedScreen, MainScreen
+from lessons.progress import Progress
+from lessons.session import Session, ShellCommand
+
+#: ``() -> (can_run, explanation, lines)``: how the app asks whether containers can run here.
+DoctorVerdict = tuple[bool, str, list[str]]
+
+
+def kit_doctor() -> DoctorVerdict:
+    """``kit doctor``'s checks (about a second: it makes real, harmless attempts)."""
+    import os
+
+    from kit.doctor import can_run_containers, explain_blockers, run_checks
+
+    checks = run_checks()
+    lines = [check.line() for check in checks]
+    can_run = can_run_containers(checks)
+    explanation = explain_blockers(checks)
+    if can_run and os.geteuid() != 0:
+        # The engine can run rootless containers, but the lessons also mount and enter
+        # namespaces on the host itself (propagation demos, shells): that needs root.
+        return (
+            False,
+            "kit's containers can run here without root, but the lessons need root: they mount "
+            "on the host (lesson 3's propagation demo) and enter containers with nsenter. Run "
+            "`sudo python tui.py`.",
+            lines,
+        )
+    return can_run, explanation, lines
+
+
+class KitApp(App[None]):
+    """kit's tutorial."""
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    TITLE = "kit"
+    SUB_TITLE = "how a container gets its filesystem"
+    COMMANDS: ClassVar = App.COMMANDS | {LessonCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit", "Quit")]
+
+    def __init__(
+        self,
+        *,
+        start_lesson: str | None = None,
+        doctor: Callable[[], DoctorVerdict] | None = kit_doctor,
+        progress_path: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.start_lesson = start_lesson
+        self.doctor = doctor
+        self.progress = Progress.load(progress_path)
+        self.sessions: dict[str, Session] = {}
+        self._sessions_lock = threading.Lock()
+        self.doctor_verdict: DoctorVerdict | None = None
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        self.run_doctor()
+
+    # --- services ------------------------------------------------------------------------------
+
+    def session(self, lesson_id: str) -> Session:
+        """The lesson's session (engine threads only: the first use cleans up after a crash)."""
+        from lessons.catalog import find
+
+        with self._sessions_lock:
+            session = self.sessions.get(lesson_id)
+            if session is None:
+                session = Session(find(lesson_id))
+                session.close()  # mounts or processes an earlier, crashed run left behind
+                self.sessions[lesson_id] = session
+            return session
+
+    def open_lesson(self, lesson_id: str) -> None:
+        """Show a lesson (the command palette and the lesson list call this)."""
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            screen.open(lesson_id)
+
+    def open_shell(self, command: ShellCommand) -> int:
+        """Hand the terminal to a shell inside the lesson's container until it exits.
+
+        The one interactive escape of the app; tests replace this method.
+        """
+        with self.suspend():
+            sys.stdout.write("\n" + command.banner + "\n")
+            sys.stdout.flush()
+            try:
+                return subprocess.run(command.argv, env=command.env, check=False).returncode
+            except OSError as error:
+                sys.stdout.write(f"could not start the shell: {error}\n")
+                return 127
+
+    def close_sessions(self) -> None:
+        """Tear down what every lesson kept running (processes, mounts); files stay."""
+        with self._sessions_lock:
+            for session in self.sessions.values():
+                session.close()
+
+    # --- kit doctor ----------------------------------------------------------------------------
+
+    def run_doctor(self) -> None:
+        if self.doctor is not None:
+            self._doctor_worker()
+
+    @work(thread=True, group="doctor", exit_on_error=False)
+    def _doctor_worker(self) -> None:
+        assert self.doctor is not None
+        try:
+            can_run, explanation, lines = self.doctor()
+        except Exception:
+            can_run, explanation, lines = (
+                True,
+                "",
+                [f"kit doctor failed: {traceback.format_exc(limit=2)}"],
+            )
+        self.post_message(DoctorFinished(can_run, explanation, lines))
+
+    def on_doctor_finished(self, message: DoctorFinished) -> None:
+        self.doctor_verdict = (message.can_run, message.explanation, message.lines)
+        if not message.can_run:
+            self.push_screen(BlockedScreen(message.explanation, message.lines))
+
+    async def action_quit(self) -> None:
+        self.close_sessions()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.close_sessions()
+
+
+def run(argv: list[str]) -> int:
+    """``python tui.py [LESSON]``"""
+    start = argv[0] if argv else None
+    if start is not None:
+        from lessons.catalog import find
+
+        try:
+            start = find(start).id
+        except KeyError as error:
+            sys.stderr.write(f"tui.py: {error.args[0]}\n")
+            return 2
+    app = KitApp(start_lesson=start)
+    try:
+        app.run()
+    finally:
+        app.close_sessions()
+    return 0
