@@ -9,6 +9,8 @@ suspending the app needs a real terminal.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,8 +36,6 @@ DoctorVerdict = tuple[bool, str, list[str]]
 
 def kit_doctor() -> DoctorVerdict:
     """``kit doctor``'s checks (about a second: it makes real, harmless attempts)."""
-    import os
-
     from kit.doctor import can_run_containers, explain_blockers, run_checks
 
     checks = run_checks()
@@ -53,6 +53,31 @@ def kit_doctor() -> DoctorVerdict:
             lines,
         )
     return can_run, explanation, lines
+
+
+def reclaim_terminal() -> None:
+    """Make our process group the terminal's foreground group again.
+
+    An interactive shell takes the terminal's foreground for its own process group, and gives
+    it back when it exits, to the group it found. A shell in the container's PID namespace
+    cannot see our group (ESRCH, "Cannot set tty process group"), so the terminal would stay
+    with its dead group, and the app, now in the background, would be stopped by SIGTTIN/SIGTTOU
+    as soon as it touches the terminal. Taking it back needs SIGTTOU ignored for the call.
+    """
+    try:
+        fd = sys.__stdin__.fileno() if sys.__stdin__ is not None else -1
+    except (OSError, ValueError):
+        return
+    if fd < 0 or not os.isatty(fd):
+        return
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        if os.tcgetpgrp(fd) != os.getpgrp():
+            os.tcsetpgrp(fd, os.getpgrp())
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
 
 
 class KitApp(App[None]):
@@ -118,6 +143,8 @@ class KitApp(App[None]):
             except OSError as error:
                 sys.stdout.write(f"could not start the shell: {error}\n")
                 return 127
+            finally:
+                reclaim_terminal()
 
     def close_sessions(self) -> None:
         """Tear down what every lesson kept running (processes, mounts); files stay."""

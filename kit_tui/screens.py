@@ -182,13 +182,18 @@ class MainScreen(Screen[None]):
             "check": not busy,
             "hint": not busy and challenge,
             "solution": not busy and challenge,
-            "shell": not busy,
+            "shell": not busy and self._can_enter(),
             "skip": not busy and not self.progress.done(step.id),
             "next": not busy and viewmodel.can_advance(self.lesson, self.progress, self.index),
             "reset": not busy,
         }
         for button_id, on_ in enabled.items():
             self.query_one(f"#{button_id}", Button).disabled = not on_
+
+    def _can_enter(self) -> bool:
+        """Whether the lesson keeps something running that a shell can enter."""
+        session = self.app.sessions.get(self.lesson_id)  # type: ignore[attr-defined]
+        return session is not None and session.shell_target is not None
 
     def _default_status(self) -> str:
         step = self.step

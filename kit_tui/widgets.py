@@ -62,11 +62,10 @@ class Visuals(Vertical):
                     yield Static(Text(empty, style="dim"), id=f"pane-{pane_id}", classes="pane")
 
     def show(self, observations: list[Observation]) -> None:
-        """Put each observation in its pane and bring the first pane with news to the front."""
+        """Put each observation in its pane; the first observation's pane comes to the front."""
         by_pane: dict[str, list[Observation]] = {pane: [] for pane in PANES}
         for observation in observations:
             by_pane.setdefault(observation.pane, []).append(observation)
-        first: str | None = None
         for pane_id, (_, empty) in PANES.items():
             found = by_pane[pane_id]
             if not found and not self._filled.get(pane_id):
@@ -74,10 +73,8 @@ class Visuals(Vertical):
             content: RenderableType = group(found) if found else Text(empty, style="dim")
             self.query_one(f"#pane-{pane_id}", Static).update(content)
             self._filled[pane_id] = bool(found)
-            if found and first is None:
-                first = pane_id
-        if first is not None:
-            self.query_one(TabbedContent).active = f"tab-{first}"
+        if observations:  # the pane of the step's first observation comes to the front
+            self.query_one(TabbedContent).active = f"tab-{observations[0].pane}"
 
 
 class SyscallLog(RichLog):

@@ -1,0 +1,68 @@
+"""The TUI's view model as plain text: labels, marks, and the rules for moving on."""
+
+from __future__ import annotations
+
+from kit_tui import viewmodel
+from lessons.catalog import find
+from lessons.progress import LessonProgress
+
+
+def test_lesson_and_step_labels_follow_progress() -> None:
+    lesson = find("container-view")
+    progress = LessonProgress()
+    assert viewmodel.lesson_label(lesson, progress) == "· 1. What a container sees  0/6"
+    progress.mark_passed("start")
+    progress.mark_skipped("root")
+    assert viewmodel.lesson_label(lesson, progress) == "◐ 1. What a container sees  2/6"
+    labels = [viewmodel.step_label(s, i, progress, 2) for i, s in enumerate(lesson.steps)]
+    assert labels == [
+        "✓ 1. Start a container",
+        "↷ 2. Two different /",
+        "▸ 3. A name of its own",
+        "· 4. Processes: PID 1 again",
+        "· 5. A mount table of its own",
+        "· 6. Challenge: who is PID 1? ★",
+    ]
+    for step in lesson.steps:
+        progress.mark_passed(step.id)
+    assert viewmodel.lesson_label(lesson, progress) == "✓ 1. What a container sees  6/6"
+
+
+def test_next_waits_for_the_check_and_reach_stops_at_the_first_open_step() -> None:
+    lesson = find("container-view")
+    progress = LessonProgress()
+    assert viewmodel.reachable(lesson, progress) == 0
+    assert not viewmodel.can_advance(lesson, progress, 0)
+    progress.mark_passed("start")
+    assert viewmodel.can_advance(lesson, progress, 0)
+    assert viewmodel.reachable(lesson, progress) == 1
+    progress.mark_skipped("root")
+    assert viewmodel.reachable(lesson, progress) == 2
+    for step in lesson.steps:
+        progress.mark_passed(step.id)
+    last = len(lesson.steps) - 1
+    assert viewmodel.reachable(lesson, progress) == last
+    assert not viewmodel.can_advance(lesson, progress, last)  # nothing after the last step
+
+
+def test_prose_of_the_first_step_carries_the_introduction() -> None:
+    lesson = find("container-view")
+    first = viewmodel.prose(lesson, 0)
+    assert first.startswith("# What a container sees")
+    assert "**You will learn**" in first and "## Start a container" in first
+    assert viewmodel.prose(lesson, 1).startswith("## Two different")
+    assert viewmodel.title(lesson, 1) == "Lesson 1 · What a container sees — step 2/6"
+
+
+def test_hints_and_prediction_feedback() -> None:
+    lesson = find("container-view")
+    challenge = lesson.steps[lesson.index("find-pid1")]
+    assert viewmodel.hints_text(challenge, 1).startswith("Hint 1/3: ")
+    assert viewmodel.hints_text(challenge, 2).count("Hint ") == 2
+    assert "no hints" in viewmodel.hints_text(lesson.steps[0], 1)
+    start = lesson.steps[0]
+    right = viewmodel.prediction_feedback(start, 1)
+    wrong = viewmodel.prediction_feedback(start, 0)
+    assert right is not None and right.startswith("Right.")
+    assert wrong is not None and wrong.startswith("Not quite: the answer is “user and time”")
+    assert viewmodel.prediction_feedback(start, None) is None
