@@ -94,8 +94,15 @@ class Context:
                 pid1_cgroup=readers.read("/proc/1/cgroup") or "",
                 pid1_environ=readers.read("/proc/1/environ") or "",
                 proc_version=readers.read("/proc/version") or "",
+                self_status=readers.read("/proc/self/status") or "",
             )
         return self.hints
+
+
+def confined(ctx: Context) -> bool:
+    """Whether a container engine took what kit needs away (capabilities, seccomp)."""
+    hints = ctx.environment_hints()
+    return "capabilities" in hints or "seccomp" in hints
 
 
 def _read_delegated(layout: CgroupLayout, uid: int) -> tuple[str, ...]:

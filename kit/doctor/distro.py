@@ -189,6 +189,16 @@ class Host:
         )
 
 
+#: When kit runs inside a container whose engine took CAP_SYS_ADMIN away or applied a seccomp
+#: profile: what to give the outer container.
+CONTAINER_FIX = (
+    "run the outer container privileged: docker run --privileged (or --cap-add SYS_ADMIN "
+    "--security-opt seccomp=unconfined --security-opt apparmor=unconfined); podman run "
+    "--privileged; kit run --cap-add ALL --security-opt seccomp=unconfined --security-opt "
+    "systempaths=unconfined --security-opt no-new-privileges=false"
+)
+
+
 # ----------------------------------------------------------------------------------------------
 # User namespaces: the distribution switches that forbid them
 # ----------------------------------------------------------------------------------------------

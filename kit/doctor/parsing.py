@@ -204,12 +204,28 @@ def container_hints(
     pid1_cgroup: str,
     pid1_environ: str,
     proc_version: str,
+    self_status: str = "",
 ) -> dict[str, str]:
     """Evidence that kit runs inside a container or WSL: ``{hint: what it shows}``.
 
-    Keys: ``dockerenv``, ``containerenv``, ``cgroup``, ``environ``, ``wsl1``, ``wsl2``.
+    Keys: ``dockerenv``, ``containerenv``, ``cgroup``, ``environ``, ``wsl1``, ``wsl2``, and
+    from ``self_status`` (the text of /proc/self/status): ``capabilities`` (uid 0 without
+    CAP_SYS_ADMIN: an engine dropped capabilities) and ``seccomp`` (a filter is already on).
     """
     hints: dict[str, str] = {}
+    status = dict(
+        (key, value.strip())
+        for key, _, value in (line.partition(":") for line in self_status.splitlines())
+    )
+    uid = (status.get("Uid") or "").split()  # real, effective, saved, filesystem
+    caps = int(status.get("CapEff") or "0", 16)
+    if len(uid) > 1 and uid[1] == "0" and "CapEff" in status and not caps & (1 << 21):
+        hints["capabilities"] = (  # bit 21: CAP_SYS_ADMIN
+            f"root without CAP_SYS_ADMIN (CapEff {status['CapEff']}): a container engine "
+            "dropped capabilities"
+        )
+    if status.get("Seccomp") == "2":
+        hints["seccomp"] = "a seccomp filter is already applied (Seccomp: 2 in /proc/self/status)"
     if dockerenv:
         hints["dockerenv"] = "/.dockerenv exists (Docker creates it in every container)"
     if containerenv:

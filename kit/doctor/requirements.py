@@ -29,6 +29,7 @@ Keys (``kit doctor --requirements`` lists them with this machine's answers):
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -38,13 +39,14 @@ from typing import Any
 from kit.doctor.check import Check
 from kit.doctor.checks import can_run_containers, explain_blockers, run_checks
 from kit.doctor.checks.cgroups import lesson_changes
-from kit.doctor.distro import Host
+from kit.doctor.distro import CONTAINER_FIX, Host
 from kit.doctor.parsing import LESSON_CONTROLLERS, CgroupLayout
 from kit.doctor.probes import NAMESPACE_KINDS
 from kit.doctor.readers import which
 from kit.errors import KitError
 
-#: Where the lab's local registry listens (scripts/lab-setup.sh --registry starts it).
+#: Where the lab's local registry listens (scripts/lab-setup.sh --registry starts it);
+#: ``KIT_REGISTRY=host:port`` points elsewhere.
 LOCAL_REGISTRY = "localhost:5000"
 
 
@@ -181,10 +183,11 @@ def _containers(facts: Facts) -> Outcome:
     if can_run_containers(facts.checks):
         return Outcome(True, "kit can start containers here")
     failed = [c for c in facts.checks if c.status == "fail"]
+    fixes = list(dict.fromkeys(c.fix for c in failed if c.fix))
     return Outcome(
         False,
         "; ".join(f"{c.name}: {c.detail}" for c in failed),
-        " and ".join(c.fix for c in failed if c.fix) or explain_blockers(facts.checks),
+        "; ".join(fixes) or explain_blockers(facts.checks),
     )
 
 
@@ -192,10 +195,11 @@ def _root(facts: Facts) -> Outcome:
     data = facts.data("privileges")
     if data.get("euid") == 0 and data.get("cap_sys_admin"):
         return Outcome(True, "running as root with CAP_SYS_ADMIN")
-    who = f"uid {data.get('euid')}" if data.get("euid") else "root without CAP_SYS_ADMIN"
+    if data.get("euid") == 0:
+        return Outcome(False, "running as root without CAP_SYS_ADMIN", CONTAINER_FIX)
     return Outcome(
         False,
-        f"running as {who} (rootless)",
+        f"running as uid {data.get('euid')} (rootless)",
         f"run the tutorial as root: {facts.host.as_root('kit-tutorial')}",
     )
 
@@ -334,7 +338,7 @@ def _tool(name: str) -> Callable[[Facts], Outcome]:
 
 
 def _registry(facts: Facts) -> Outcome:
-    url = f"http://{LOCAL_REGISTRY}/v2/"
+    url = f"http://{os.environ.get('KIT_REGISTRY') or LOCAL_REGISTRY}/v2/"
     fix = f"start the lab's local registry: {facts.host.as_root('scripts/lab-setup.sh --registry')}"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:

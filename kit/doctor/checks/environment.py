@@ -58,7 +58,11 @@ def check_environment(ctx: Context) -> Check:
             "wsl --shutdown",
             data,
         )
-    strong = {k: v for k, v in hints.items() if k in ("containerenv", "cgroup", "environ")}
+    strong = {
+        k: v
+        for k, v in hints.items()
+        if k in ("containerenv", "cgroup", "environ", "capabilities", "seccomp")
+    }
     detail = "; ".join(hints.values())
     if not strong:
         data["kind"] = "maybe-container"

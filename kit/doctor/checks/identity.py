@@ -10,8 +10,8 @@ import sys
 from typing import Any
 
 from kit.doctor.check import Check
-from kit.doctor.context import Context
-from kit.doctor.distro import userns_blockers
+from kit.doctor.context import Context, confined
+from kit.doctor.distro import CONTAINER_FIX, userns_blockers
 from kit.doctor.parsing import parse_subids
 from kit.doctor.readers import read, status_field, which
 
@@ -45,6 +45,11 @@ def _blockers(ctx: Context) -> tuple[list[str], str]:
     return [b.reason for b in found], (found[0].fix if found else "")
 
 
+def short_error(outcome: dict[str, Any]) -> str:
+    """A probe failure without its explanation: ``unshare(CLONE_NEWUSER): EPERM (...)``."""
+    return str(outcome.get("error") or "unknown error").split(" — ")[0]
+
+
 def userns_summary(result: dict[str, Any] | None) -> tuple[bool, str]:
     """Whether a userns probe got as far as mounting, and a phrase saying how far it got."""
     if not result:
@@ -54,11 +59,12 @@ def userns_summary(result: dict[str, Any] | None) -> tuple[bool, str]:
         if not outcome:
             return False, f"{phrase}: not reached"
         if not outcome.get("ok"):
-            return False, f"{phrase} failed: {outcome.get('error')}"
+            failed = short_error(outcome)
+            return False, failed if failed.startswith(phrase) else f"{phrase}: {failed}"
     overlay = result.get("overlay") or {}
     if overlay.get("ok"):
         return True, "user namespace, id maps, tmpfs and overlay (userxattr) mounts all work"
-    return True, f"user namespace and mounts work; overlay failed: {overlay.get('error')}"
+    return True, f"user namespace and mounts work; overlay failed: {short_error(overlay)}"
 
 
 def check_privileges(ctx: Context) -> Check:
@@ -87,6 +93,12 @@ def check_privileges(ctx: Context) -> Check:
     why = "; ".join(blockers) or how
     if ctx.probe_error:
         why = ctx.probe_error
+    if confined(ctx):
+        why += (
+            "; a container engine took CAP_SYS_ADMIN away or filters system calls "
+            "(see `environment`)"
+        )
+        fix = CONTAINER_FIX
     return Check(
         "privileges",
         "fail",
@@ -118,6 +130,8 @@ def check_user_namespaces(ctx: Context) -> Check:
     data["self"] = self_works
     blockers, fix = _blockers(ctx)
     data["blockers"] = blockers
+    if confined(ctx) and not self_works:
+        fix = CONTAINER_FIX
     if ctx.euid != 0:
         detail = f"as uid {ctx.euid}: {self_how} ({shown})"
         if self_works:

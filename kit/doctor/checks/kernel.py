@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno as E
 import os
 import platform
 from typing import Any
 
 from kit.doctor.check import Check
-from kit.doctor.context import Context
+from kit.doctor.checks.identity import short_error
+from kit.doctor.context import Context, confined
+from kit.doctor.distro import CONTAINER_FIX
 from kit.doctor.parsing import filesystem_of, root_propagation
 from kit.doctor.probes import NAMESPACE_KINDS, REQUIRED_NAMESPACES
 from kit.doctor.readers import read
@@ -15,9 +18,16 @@ from kit.paths import data_root
 
 
 def check_namespaces(ctx: Context) -> Check:
-    """Every namespace type: present in /proc/self/ns and creatable with unshare."""
+    """Every namespace type: present in /proc/self/ns and creatable with unshare.
+
+    A type missing from /proc/self/ns is missing from the kernel (a newer or differently built
+    kernel fixes it); a type the kernel has but unshare refuses (EPERM) is a matter of
+    privileges, usually a container engine that took CAP_SYS_ADMIN away.
+    """
     available: list[str] = []
     missing: dict[str, str] = {}
+    absent: list[str] = []
+    denied: list[str] = []
     for kind, (ns_file, _, option) in NAMESPACE_KINDS.items():
         outcome = ctx.result(f"ns_{kind}")
         present = os.path.exists(f"/proc/self/ns/{ns_file}")
@@ -26,26 +36,37 @@ def check_namespaces(ctx: Context) -> Check:
         elif not present:
             config = ctx.config.get(option, "unknown") if option.startswith("CONFIG_") else ""
             missing[kind] = f"no /proc/self/ns/{ns_file} ({option}={config})"
+            absent.append(kind)
         elif outcome is None:
             available.append(kind)  # the probe did not run; the kernel has the type
         else:
-            missing[kind] = f"unshare failed: {outcome.get('error')}"
+            number = outcome.get("errno")
+            name = E.errorcode.get(number, "an error") if isinstance(number, int) else "an error"
+            missing[kind] = f"unshare refused it with {name}"
+            denied.append(kind)
     data = {"available": available, "missing": missing}
-    detail = "unshare works for " + " ".join(available)
+    detail = "unshare works for " + (" ".join(available) or "no namespace type")
     if ctx.config.get("CONFIG_TIME_NS") == "y" and "time" in available:
         detail += " (time: CONFIG_TIME_NS=y)"
     if not missing:
         return Check("namespaces", "ok", detail, data=data)
-    detail += "; missing: " + "; ".join(f"{k}: {v}" for k, v in missing.items())
-    required = [kind for kind in missing if kind in REQUIRED_NAMESPACES]
-    fix = (
-        ctx.host.newer_kernel("5.6")
-        + " built with "
-        + ", ".join(
-            NAMESPACE_KINDS[k][2] for k in missing if NAMESPACE_KINDS[k][2].startswith("CONFIG_")
+    fixes = []
+    if denied:
+        detail += (
+            f"; refused although the kernel has them: {' '.join(denied)} (creating a namespace "
+            "needs CAP_SYS_ADMIN, or a user namespace first; see `privileges`)"
         )
-    )
-    if required:
+        fixes.append(
+            CONTAINER_FIX
+            if confined(ctx)
+            else f"run kit as root ({ctx.host.as_root('kit ...')}), or see `user namespaces`"
+        )
+    if absent:
+        detail += "; not in this kernel: " + "; ".join(f"{k}: {missing[k]}" for k in absent)
+        configs = [NAMESPACE_KINDS[k][2] for k in absent if NAMESPACE_KINDS[k][2][:7] == "CONFIG_"]
+        fixes.append(ctx.host.newer_kernel("5.6") + " built with " + ", ".join(configs))
+    fix = "; ".join(fixes)
+    if any(kind in REQUIRED_NAMESPACES for kind in missing):
         return Check("namespaces", "fail", detail, fix, data)
     return Check("namespaces", "warn", detail + " (lessons about these will say so)", fix, data)
 
@@ -93,6 +114,8 @@ def check_overlay(ctx: Context) -> Check:
     if result is None or ctx.probe_error:
         reason = ctx.probe_error or "not tried"
         return Check(name, "warn", f"{where}; the test mount could not run: {reason}", "", data)
+    if result.get("ok") is False:  # the probe child failed before any overlay attempt
+        result = {"mount": result}
     mounted = result.get("mount") or {}
     userxattr = result.get("userxattr") or {}
     plus = result.get("lowerdir+") or {}
@@ -106,6 +129,8 @@ def check_overlay(ctx: Context) -> Check:
         fix = load
         if store_fs == "overlay":
             fix = "give kit a data root that is not on overlayfs: kit --root /some/volume ..."
+        elif confined(ctx):
+            fix = CONTAINER_FIX
         elif ctx.euid != 0:
             # Mounting overlayfs inside a user namespace is allowed from Linux 5.11 (Ubuntu's
             # kernels allowed it earlier with a patch).
@@ -116,7 +141,7 @@ def check_overlay(ctx: Context) -> Check:
         return Check(
             name,
             "warn",
-            f"{where}, but a test mount failed: {mounted.get('error')}{without}",
+            f"{where}, but a test mount failed: {short_error(mounted)}{without}",
             fix,
             data,
         )
