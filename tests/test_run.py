@@ -77,6 +77,9 @@ def test_mount_made_inside_never_appears_on_the_host(host_rootfs: Path, kit_root
         "run",
         "--rm",
         "-i",
+        # Mounting needs CAP_SYS_ADMIN, which containers do not keep by default.
+        "--cap-add",
+        "SYS_ADMIN",
         "--rootfs",
         str(host_rootfs),
         "sh",

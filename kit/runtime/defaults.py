@@ -44,6 +44,25 @@ def tmp_mount() -> Mount:
     return Mount("/tmp", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=1777"])
 
 
+#: Hidden in every container: /dev/null over files, an empty read-only tmpfs over directories
+#: (see kit.runtime.stages.masked_paths). runc's default list, as `runc spec` prints it.
+MASKED_PATHS = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+)
+
+#: Read-only in every container (see kit.runtime.stages.readonly_paths); runc's default list.
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+
 def new_container_id() -> str:
     """64 hex digits like Docker's; the first 12 are the short id and default hostname."""
     return os.urandom(32).hex()
@@ -77,4 +96,18 @@ def default_spec(
         ),
     )
     spec.mounts.append(tmp_mount())
+    apply_security_defaults(spec)
     return spec
+
+
+def apply_security_defaults(spec: Spec) -> None:
+    """Docker's capabilities and a seccomp profile like Docker's; runc's masked and read-only
+    paths; no_new_privs on (kit's choice, explained in kit.runtime.stages.no_new_privs)."""
+    from kit.security.capabilities import DEFAULT_CAPABILITIES, container_capabilities
+    from kit.security.seccomp_default import resolved_default_profile
+
+    spec.process.capabilities = container_capabilities(list(DEFAULT_CAPABILITIES))
+    spec.process.no_new_privileges = True
+    spec.linux.masked_paths = list(MASKED_PATHS)
+    spec.linux.readonly_paths = list(READONLY_PATHS)
+    spec.linux.seccomp = resolved_default_profile(list(DEFAULT_CAPABILITIES))

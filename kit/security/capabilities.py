@@ -106,13 +106,19 @@ def normalize(name: str, *, option: str = "capability") -> str:
 
 
 def resolve(
-    add: list[str], drop: list[str], base: tuple[str, ...] = DEFAULT_CAPABILITIES
+    add: list[str],
+    drop: list[str],
+    base: tuple[str, ...] = DEFAULT_CAPABILITIES,
+    everything: list[str] | None = None,
 ) -> list[str]:
     """The capability list after ``--cap-add``/``--cap-drop``, with Docker's rules.
 
     ``--cap-add ALL`` starts from every capability and removes the drops; ``--cap-drop ALL``
     starts from nothing and adds the adds; otherwise the drops leave the default list and the
     adds join it. The same capability both added and dropped is a contradiction and refused.
+
+    ``everything`` is what ALL means (default: every capability kit knows); ``kit run`` passes
+    what this process can actually give (:func:`available`).
     """
     adds = [normalize(n, option="--cap-add capability") for n in add]
     drops = [normalize(n, option="--cap-drop capability") for n in drop]
@@ -127,12 +133,44 @@ def resolve(
             exit_code=2,
         )
     if ALL in adds:
-        return [c for c in CAP_NAMES if c not in drops]
+        return [c for c in (everything or CAP_NAMES) if c not in drops]
     if ALL in drops:
         start: list[str] = []
     else:
         start = [c for c in base if c not in drops]
     return start + [c for c in adds if c not in start]
+
+
+def available() -> list[str]:
+    """The capabilities this process can give a container: its own bounding set.
+
+    A process can pass on only what it has. kit as root on a normal host holds every
+    capability; inside another container or a restricted service, some are missing (the
+    CapBnd line of /proc/self/status), and a container cannot get them back.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                return [name for number, name in enumerate(CAP_NAMES) if mask >> number & 1]
+    return list(CAP_NAMES)
+
+
+def check_available(names: list[str], have: list[str]) -> None:
+    """Refuse capabilities kit cannot give (they are not in its own bounding set)."""
+    missing = [name for name in names if name not in have]
+    if missing:
+        raise KitError(
+            f"kit cannot give the container {', '.join(missing)}",
+            cause="kit does not hold "
+            + ("it" if len(missing) == 1 else "them")
+            + " itself (see CapBnd in /proc/self/status): this host, or the container kit "
+            "runs in, has removed "
+            + ("it" if len(missing) == 1 else "them")
+            + " for good, and no process can hand on what it does not have",
+            fix="leave " + ("it" if len(missing) == 1 else "them") + " out of --cap-add",
+            exit_code=125,
+        )
 
 
 def container_capabilities(names: list[str]) -> Capabilities:

@@ -30,8 +30,8 @@ _FILES = [
     # open, read, write, close and their variants
     "open", "openat", "openat2", "creat", "close", "close_range", "read", "readv", "pread64",
     "preadv", "preadv2", "write", "writev", "pwrite64", "pwritev", "pwritev2", "lseek",
-    "_llseek", "dup", "dup2", "dup3", "fcntl", "fcntl64", "ioctl", "flock", "fsync",
-    "fdatasync", "sync", "syncfs", "sync_file_range", "readahead", "fadvise64",
+    "_llseek", "pipe", "pipe2", "dup", "dup2", "dup3", "fcntl", "fcntl64", "ioctl", "flock",
+    "fsync", "fdatasync", "sync", "syncfs", "sync_file_range", "readahead", "fadvise64",
     "fadvise64_64", "fallocate", "truncate", "truncate64", "ftruncate", "ftruncate64",
     "sendfile", "sendfile64", "splice", "tee", "vmsplice", "copy_file_range",
     # names in directories
@@ -74,7 +74,7 @@ _PROCESSES = [
     "waitpid", "restart_syscall",
     # who am I, who are my relatives
     "getpid", "getppid", "gettid", "getpgid", "getpgrp", "setpgid", "getsid", "setsid",
-    "getcpu", "uname", "sysinfo",
+    "getcpu", "uname", "sysinfo", "getrandom",
     # user and group ids (CAP_SETUID/CAP_SETGID decide who may change them)
     "getuid", "getuid32", "geteuid", "geteuid32", "getgid", "getgid32", "getegid",
     "getegid32", "getresuid", "getresuid32", "getresgid", "getresgid32", "getgroups",
@@ -259,3 +259,10 @@ def default_profile() -> dict[str, Any]:
         ],
         "syscalls": syscalls,
     }
+
+
+def resolved_default_profile(capabilities: list[str]) -> dict[str, Any]:
+    """The default profile in OCI form, for a container with these capabilities."""
+    from kit.security.seccomp_profile import resolve_docker
+
+    return resolve_docker(default_profile(), capabilities=capabilities, source="kit's default")
