@@ -1,0 +1,142 @@
+"""Helpers for the tests of living containers (detached, exec, cp/export, OCI, podman).
+
+``containers`` (a fixture in each test module, built on :func:`remove_all`) removes every
+container of the test's KIT_ROOT at teardown, running or not, so that no monitor or container
+outlives its test (the leak guard would find the monitor through KIT_ROOT in its
+environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def kit(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """The kit CLI in its own process (KIT_ROOT comes from the environment, see kit_root)."""
+    options: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 60, "cwd": REPO}
+    options.update(kwargs)
+    result = subprocess.run([sys.executable, "-m", "kit", *args], check=False, **options)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"kit {' '.join(args)} exited {result.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+    return result
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll until ``condition()`` is truthy; return its value (no timing is asserted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def record(kit_root: Path, container_id: str) -> dict[str, Any]:
+    """A container's state.json as written by kit."""
+    path = kit_root / "run" / "containers" / container_id / "state.json"
+    return json.loads(path.read_text())
+
+
+def find_record(kit_root: Path, name: str) -> dict[str, Any]:
+    for path in (kit_root / "run" / "containers").glob("*/state.json"):
+        data = json.loads(path.read_text())
+        if data["name"] == name or data["id"] == name:
+            return data
+    raise AssertionError(f"no container {name}")
+
+
+def inspect(name: str) -> dict[str, Any]:
+    return json.loads(kit("inspect", name).stdout)[0]
+
+
+def stopped(name: str) -> dict[str, Any] | None:
+    """The inspect document once the container has stopped and its exit is recorded."""
+    document = inspect(name)
+    state = document["State"]
+    if state["Status"] == "stopped" and (state["ExitCode"] is not None or state["Error"]):
+        return document
+    return None
+
+
+def remove_all() -> None:
+    """Force-remove every container of the current KIT_ROOT (in this process)."""
+    from kit.runtime import lifecycle, state
+
+    for found in state.list_states():
+        lifecycle.remove(found, force=True)
+
+
+def alive(pid: int) -> bool:
+    from kit.runtime.state import process_start_time
+
+    return process_start_time(pid) is not None
+
+
+def ns_ids(pid: int | str) -> dict[str, int]:
+    from kit.linux.namespaces import namespace_ids
+
+    return namespace_ids(pid)
+
+
+def busybox_image(kit_root: Path, tmp_path: Path, name: str = "box:1") -> str:
+    """An image of one busybox layer (with the applets tests use) in the test's store."""
+    from image_helpers import image_from_dirs
+
+    from kit.image.store import Store
+
+    base = tmp_path / "image-layer"
+    (base / "bin").mkdir(parents=True)
+    shutil.copy("/bin/busybox", base / "bin" / "busybox")
+    for applet in (
+        "sh",
+        "ls",
+        "cat",
+        "echo",
+        "id",
+        "pwd",
+        "rm",
+        "mkdir",
+        "sleep",
+        "touch",
+        "ln",
+        "head",
+        "tail",
+        "readlink",
+        "stat",
+        "hostname",
+        "tty",
+        "grep",
+        "ps",
+        "mknod",
+        "chmod",
+        "wc",
+        "env",
+        "trap",
+        "kill",
+    ):
+        os.symlink("busybox", base / "bin" / applet)
+    (base / "etc").mkdir()
+    (base / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"
+    )
+    (base / "etc" / "group").write_text("root:x:0:\napp:x:1000:\n")
+    (base / "etc" / "motd").write_text("from the image\n")
+    (base / "srv").mkdir()
+    (base / "srv" / "data.txt").write_text("image data\n")
+    image_from_dirs(Store().init(), [base], name, run={"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]})
+    return name
