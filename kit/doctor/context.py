@@ -33,6 +33,8 @@ class Context:
     config: dict[str, str]
     #: The effective uid the checks speak for (lambda: tests may monkeypatch os.geteuid).
     euid: int = field(default_factory=lambda: os.geteuid())
+    #: Whether this process holds CAP_SYS_ADMIN (read from /proc/self/status when None).
+    cap_sys_admin: bool | None = None
     #: The user-namespace sysctls (None per key where this kernel has no such switch).
     sysctls: dict[str, int | None] | None = None
     #: The text of cgroup.controllers at the root of the v2 mount.
@@ -61,6 +63,12 @@ class Context:
     def probe_error(self) -> str | None:
         error = self.probes.get("error")
         return str(error) if error else None
+
+    def has_cap_sys_admin(self) -> bool:
+        if self.cap_sys_admin is None:
+            caps = int(readers.status_field("CapEff") or "0", 16)
+            self.cap_sys_admin = bool(caps & (1 << 21))  # bit 21: CAP_SYS_ADMIN
+        return self.cap_sys_admin
 
     def userns_sysctls(self) -> dict[str, int | None]:
         if self.sysctls is None:

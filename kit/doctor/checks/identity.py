@@ -13,7 +13,7 @@ from kit.doctor.check import Check
 from kit.doctor.context import Context, confined
 from kit.doctor.distro import CONTAINER_FIX, userns_blockers
 from kit.doctor.parsing import parse_subids
-from kit.doctor.readers import read, status_field, which
+from kit.doctor.readers import read, which
 
 
 def check_python(ctx: Context) -> Check:
@@ -31,12 +31,6 @@ def check_python(ctx: Context) -> Check:
         ctx.host.python_fix(),
         {"version": version},
     )
-
-
-def cap_sys_admin() -> bool:
-    """Whether this process holds CAP_SYS_ADMIN (bit 21 of CapEff)."""
-    caps = int(status_field("CapEff") or "0", 16)
-    return bool(caps & (1 << 21))
 
 
 def _blockers(ctx: Context) -> tuple[list[str], str]:
@@ -70,7 +64,7 @@ def userns_summary(result: dict[str, Any] | None) -> tuple[bool, str]:
 def check_privileges(ctx: Context) -> Check:
     """Root with CAP_SYS_ADMIN, or a user namespace usable without root."""
     euid = ctx.euid
-    admin = cap_sys_admin()
+    admin = ctx.has_cap_sys_admin()
     data: dict[str, Any] = {"euid": euid, "cap_sys_admin": admin}
     if euid == 0 and admin:
         return Check(
@@ -90,7 +84,7 @@ def check_privileges(ctx: Context) -> Check:
             data=data,
         )
     blockers, fix = _blockers(ctx)
-    why = "; ".join(blockers) or how
+    why = "; ".join([how, *blockers])
     if ctx.probe_error:
         why = ctx.probe_error
     if confined(ctx):

@@ -82,6 +82,9 @@ def _overlay_listed() -> tuple[bool, str]:
     return False, "not in /proc/filesystems and no overlay module installed"
 
 
+_ELSEWHERE = "give kit a data root that is not on overlayfs: kit --root /some/volume ..."
+
+
 def check_overlay(ctx: Context) -> Check:
     """overlayfs: present, a real mount works, and whether userxattr and lowerdir+ work."""
     name = "overlayfs"
@@ -127,10 +130,12 @@ def check_overlay(ctx: Context) -> Check:
     )
     if not mounted.get("ok"):
         fix = load
-        if store_fs == "overlay":
-            fix = "give kit a data root that is not on overlayfs: kit --root /some/volume ..."
-        elif confined(ctx):
+        if confined(ctx):
             fix = CONTAINER_FIX
+            if store_fs == "overlay":
+                fix += f"; and {_ELSEWHERE}"
+        elif store_fs == "overlay":
+            fix = _ELSEWHERE
         elif ctx.euid != 0:
             # Mounting overlayfs inside a user namespace is allowed from Linux 5.11 (Ubuntu's
             # kernels allowed it earlier with a patch).
