@@ -323,7 +323,8 @@ def mounts_command(args: argparse.Namespace) -> int:
     table = mounts.read(record.pid)
     from rich.console import Console
 
-    console = Console()
+    # No wrapping: a long line (a bind mount's source) stays one line, as findmnt prints it.
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 10_000)
     if args.table:
         console.print(render.mount_table(table))
     else:
