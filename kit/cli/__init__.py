@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "kit.cli.lifecycle",
     "kit.cli.explore",
     "kit.cli.oci",
+    "kit.cli.volume",
+    "kit.cli.seccomp",
 ]
 
 
