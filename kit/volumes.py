@@ -115,6 +115,8 @@ def list_volumes() -> list[Volume]:
         return []
     found = []
     for entry in sorted(base.iterdir()):
+        if not entry.is_dir():
+            continue  # the lock file
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
             found.append(_load(entry))
     return found
