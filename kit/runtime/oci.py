@@ -415,6 +415,7 @@ def start(container_id: str) -> ContainerState:
     """``kit start``: open the gate of a created container."""
     from kit.runtime.gate import fifo_path, open_the_gate
 
+    find(container_id)  # "does not exist", in runc's words
     with state.locked(container_id) as directory:
         record = state.load(container_id)
         status = status_of(record)
