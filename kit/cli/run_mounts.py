@@ -60,6 +60,13 @@ def apply(args: argparse.Namespace, spec) -> None:  # type: ignore[no-untyped-de
         + [parse_mount(text) for text in args.mount]
     )
     spec.mounts = merge(spec.mounts, requested)
+    # As Docker: a bind that wants mounts to travel needs the root's copies of the host's
+    # mounts to allow it (kit.runtime.stages.propagation, mount_propagation).
+    modes = {word for item in requested for word in item.mount.options}
+    if modes & {"shared", "rshared"}:
+        spec.linux.rootfs_propagation = "rshared"
+    elif modes & {"slave", "rslave"}:
+        spec.linux.rootfs_propagation = "rslave"
     if args.read_only:
         spec.root.readonly = True
     for item in requested:
