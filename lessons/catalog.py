@@ -20,6 +20,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l05_overlay",
     "lessons.l06_images",
     "lessons.l07_writable_layer",
+    "lessons.l08_mount_flags",
 ]
 
 _loaded: list[Lesson] | None = None

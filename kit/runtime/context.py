@@ -82,5 +82,6 @@ class InitContext:
         root filesystem cannot redirect a mount onto a host path.
         """
         if self.pivoted:
-            return os.path.normpath("/" + container_path)
+            # lstrip: normpath keeps a leading "//" (POSIX leaves its meaning open).
+            return os.path.normpath("/" + container_path.lstrip("/"))
         return resolve_in_root(self.rootfs, container_path)
