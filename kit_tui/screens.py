@@ -30,6 +30,7 @@ from kit_tui.messages import (
     StepFinished,
 )
 from kit_tui.widgets import Controls, LessonList, Prose, StepList, SyscallLog, Visuals
+from lessons import instructor
 from lessons.catalog import all_lessons, find
 from lessons.model import Lesson, Question, Step
 from lessons.progress import LessonProgress
@@ -318,6 +319,9 @@ class MainScreen(Screen[None]):
                     self.save()
                 self.set_status(f"Solution (type it in the container's shell): {step.solution}")  # type: ignore[attr-defined]
 
+        if instructor.active():  # instructor mode: solutions without a confirmation
+            confirmed(True)
+            return
         self.app.push_screen(
             ConfirmScreen("Show the solution? Trying with the hints teaches more."), confirmed
         )
@@ -430,7 +434,7 @@ class MainScreen(Screen[None]):
         if outcome is not None and outcome.error is not None:
             lines.append(f"✗ The step failed: {outcome.error}")
         if verdict.passed:
-            progress.mark_passed(step.id)
+            progress.mark_passed(step.id, verdict.detail)
             self.app.progress.save()  # type: ignore[attr-defined]
             lines.append(f"✓ Check passed: {verdict.detail}")
         else:

@@ -6,6 +6,7 @@ those rules are tested as text (``tests/test_tui_viewmodel.py``) and the widgets
 
 from __future__ import annotations
 
+from lessons import instructor
 from lessons.model import Lesson, Step
 from lessons.progress import LessonProgress
 
@@ -35,7 +36,10 @@ def step_label(step: Step, index: int, progress: LessonProgress, current: int) -
 
 
 def reachable(lesson: Lesson, progress: LessonProgress) -> int:
-    """The furthest step the learner may open: the first one not done yet."""
+    """The furthest step the learner may open: the first one not done yet (every step in
+    instructor mode)."""
+    if instructor.active():
+        return len(lesson.steps) - 1
     for index, step in enumerate(lesson.steps):
         if not progress.done(step.id):
             return index
@@ -43,8 +47,10 @@ def reachable(lesson: Lesson, progress: LessonProgress) -> int:
 
 
 def can_advance(lesson: Lesson, progress: LessonProgress, index: int) -> bool:
-    """Next is available only once the step's check passed (or it was skipped)."""
-    return index + 1 < len(lesson.steps) and progress.done(lesson.steps[index].id)
+    """Next is available only once the step's check passed (or it was skipped), or always
+    in instructor mode."""
+    done = instructor.active() or progress.done(lesson.steps[index].id)
+    return index + 1 < len(lesson.steps) and done
 
 
 def title(lesson: Lesson, index: int) -> str:

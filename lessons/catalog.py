@@ -21,6 +21,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l06_images",
     "lessons.l07_writable_layer",
     "lessons.l08_mount_flags",
+    "lessons.l09_privilege",
 ]
 
 _loaded: list[Lesson] | None = None

@@ -113,6 +113,11 @@ class Lesson:
     package: str
     intro: str = "intro.md"
     summary: str = ""
+    #: What the lesson needs from the machine, as kit.doctor.requirements keys ("root",
+    #: "overlay", "cgroup:memory", "tool:umoci" ...): the tutorial asks the doctor before the
+    #: lesson runs and shows what blocks it and the fix. Lessons start their containers
+    #: without a user namespace, so they need root until they say otherwise.
+    requires: tuple[str, ...] = ("root",)
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

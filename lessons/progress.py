@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.paths import root_tag
+from kit.paths import data_root, root_tag
+from lessons.users import sudo_learner
 from lessons.workspace import user_name
 
 VERSION = 1
@@ -27,8 +29,14 @@ VERSION = 1
 
 def state_dir() -> Path:
     xdg = os.environ.get("XDG_STATE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
-    return base / "kit"
+    if xdg:
+        return Path(xdg) / "kit"
+    if sudo_learner():
+        # Root mode: not in the student's home (HOME may still point there under sudo, and a
+        # root-owned ~/.local/state/kit would lock the student out of rootless mode), but in
+        # the kit root, which lessons.users gives each root-mode learner.
+        return data_root() / "state"
+    return Path.home() / ".local" / "state" / "kit"
 
 
 def progress_path() -> Path:
@@ -51,11 +59,16 @@ class LessonProgress:
     hints: dict[str, int] = field(default_factory=dict)
     #: Challenges whose solution was revealed.
     solutions_seen: list[str] = field(default_factory=list)
+    #: Step id -> what the kernel showed when the check passed, and when (for reports: the
+    #: kernel state itself may be gone by the time an instructor reads them).
+    evidence: dict[str, str] = field(default_factory=dict)
 
     def done(self, step_id: str) -> bool:
         return step_id in self.passed or step_id in self.skipped
 
-    def mark_passed(self, step_id: str) -> None:
+    def mark_passed(self, step_id: str, evidence: str = "") -> None:
+        if evidence:
+            self.evidence[step_id] = f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {evidence}"
         if step_id not in self.passed:
             self.passed.append(step_id)
         if step_id in self.skipped:
