@@ -142,7 +142,7 @@ PROBES: tuple[Probe, ...] = (
         off_flags=(),
         enforced="EPERM",
         broken="ok",
-        consequence="root changed the owner of a file it does not own as that user",
+        consequence="root gave a file away to user 1000",
     ),
     Probe(
         key="seccomp-unshare",
