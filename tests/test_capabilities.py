@@ -172,6 +172,8 @@ def test_cli_refuses_unknown_and_conflicting_names(busybox_rootfs: Path, kit_roo
     both = kit_command(
         "run",
         "--rm",
+        "-v",
+        "kept-data:/data",
         "--cap-add",
         "KILL",
         "--cap-drop",
@@ -181,4 +183,7 @@ def test_cli_refuses_unknown_and_conflicting_names(busybox_rootfs: Path, kit_roo
         "true",
     )
     assert both.returncode == 2 and "both name CAP_KILL" in both.stderr
-    assert not list((kit_root / "run" / "containers").glob("*/state.json"))
+    # Refused before anything was made: no container directory, no volume.
+    containers = kit_root / "run" / "containers"
+    assert not [p for p in containers.glob("*") if p.is_dir()]
+    assert not (kit_root / "volumes" / "kept-data").exists()

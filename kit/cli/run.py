@@ -16,8 +16,9 @@ import re
 #: ``apply(args, spec)`` (called after the base spec is built, in this order).
 RUN_OPTION_MODULES: list[str] = [
     "kit.cli.run_isolation",
-    "kit.cli.run_mounts",
     "kit.cli.run_security",
+    # Last: it creates named volumes and the container's /etc files once all else is checked.
+    "kit.cli.run_mounts",
 ]
 
 #: RFC 1123 host names: labels of letters, digits and hyphens, not starting or ending with one.
