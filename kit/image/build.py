@@ -120,6 +120,7 @@ class Builder:
         from kit.image.reference import parse
 
         name = parse(tag).name if tag else None
+        state.config["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         image = write_image(self.store, state.config, state.layers, name)
         self.say(f"--> {image.short_id}" + (f" tagged {name}" if name else ""))
         return BuildResult(image, len(instructions), self.cached)

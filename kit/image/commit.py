@@ -55,6 +55,7 @@ def commit(container: str, name: str, *, message: str = "") -> Image:
         Path(temp).unlink(missing_ok=True)
         raise
     config = new_config(base.config.raw)
+    config["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     config["rootfs"]["diff_ids"].append(packed.diff_id)
     config.setdefault("history", []).append(
         {
