@@ -23,6 +23,16 @@ import errno as E
 from dataclasses import dataclass
 
 from kit.linux.explain import EXPLANATIONS
+from kit.linux.flags import (
+    PR_CAP_AMBIENT,
+    PR_CAP_AMBIENT_CLEAR_ALL,
+    PR_CAP_AMBIENT_RAISE,
+    PR_CAPBSET_DROP,
+    PR_CAPBSET_READ,
+    PR_GET_NO_NEW_PRIVS,
+    PR_SET_KEEPCAPS,
+    PR_SET_NO_NEW_PRIVS,
+)
 from kit.linux.syscall import check, libc, traced
 
 #: Capability names by number, from include/uapi/linux/capability.h (kernel ABI).
@@ -72,15 +82,6 @@ CAP_NAMES: tuple[str, ...] = (
 CAP_NUMBERS: dict[str, int] = {name: number for number, name in enumerate(CAP_NAMES)}
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
-
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_KEEPCAPS = 8
-PR_SET_NO_NEW_PRIVS = 38
-PR_GET_NO_NEW_PRIVS = 39
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
 def cap_name(number: int) -> str:

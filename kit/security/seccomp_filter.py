@@ -47,6 +47,9 @@ from kit.security.syscall_tables import TABLES
 #: x32 system calls are x86_64 calls with this bit set in the number (__X32_SYSCALL_BIT).
 X32_SYSCALL_BIT = 0x40000000
 
+#: Other ABIs a kernel of this architecture also runs (and kit has a table for).
+COMPAT = {"SCMP_ARCH_X86_64": ("SCMP_ARCH_X86",)}
+
 
 @dataclass
 class Section:
@@ -74,8 +77,7 @@ def sections_for(profile: Profile, machine: str | None = None) -> list[Section]:
             fix="run without seccomp (--security-opt seccomp=unconfined)",
         )
     native = NATIVE[machine][0]
-    runnable = {"SCMP_ARCH_X86_64": ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86")}.get(native, (native,))
-    names = [native] + [a for a in profile.architectures if a in runnable and a != native]
+    names = [native] + [a for a in profile.architectures if a in COMPAT.get(native, ())]
     sections = []
     for name in dict.fromkeys(names):
         known = ARCHITECTURES[name]
