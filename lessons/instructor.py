@@ -28,6 +28,7 @@ from kit.doctor.requirements import Facts
 from kit.errors import KitError
 from lessons.catalog import all_lessons, find
 from lessons.model import Lesson
+from lessons.readiness import assess
 from lessons.session import Session
 from lessons.users import fresh_root
 
@@ -108,7 +109,7 @@ def _indent(text: str) -> str:
 def check_lesson(lesson: Lesson, facts: Facts) -> LessonCheck:
     """Validate one lesson on this machine (see the module docstring)."""
     result = LessonCheck(lesson.id, lesson.number, lesson.title, list(lesson.requires))
-    assessment = facts.assess(lesson.requires)
+    assessment = assess(lesson, facts)
     if not assessment.runnable:
         result.blocked = assessment.explain()
         return result

@@ -25,6 +25,7 @@ from kit.trace import Event
 from lessons.catalog import all_lessons, find
 from lessons.model import Lesson
 from lessons.observe import as_text
+from lessons.readiness import assess
 from lessons.session import Session
 
 
@@ -66,6 +67,11 @@ class PlainRunner:
         self.write("\nYou will learn:")
         for goal in lesson.goals:
             self.write(f"  • {goal}")
+        readiness = assess(lesson)
+        if not readiness.runnable:  # say what blocks it and the fix, rather than fail halfway
+            self.write("\n" + readiness.explain())
+            self.rule(f"lesson {lesson.number}: blocked on this machine", "═")
+            return False
         session = Session(lesson)
         session.close()  # leftovers of an earlier run (a crash) go first
         passed = 0

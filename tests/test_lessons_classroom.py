@@ -307,3 +307,28 @@ def test_markdown_handout_carries_the_real_run() -> None:
     assert "**Solution:** `mount -t proc proc /proc`" in solved.stdout
     bad = tui("--export", "99")
     assert bad.returncode == 2 and "no lesson '99'" in bad.stderr
+
+
+def test_the_plain_runner_says_what_blocks_a_lesson_instead_of_failing_halfway() -> None:
+    import io
+
+    from lessons.plain import PlainRunner
+
+    def boom(ctx: object) -> None:
+        raise AssertionError("a blocked lesson must not run")
+
+    blocked = Lesson(
+        id="needs-a-tool",
+        number=97,
+        title="Needs a missing tool",
+        goals=("nothing",),
+        steps=(Step("s", "s", boom, lambda ctx: Verdict.no("x")),),
+        package="lessons.l01_container_view",
+        requires=("root", "tool:kit-no-such-program"),
+    )
+    out = io.StringIO()
+    assert PlainRunner(out, trace=False).run(blocked) is False
+    text = out.getvalue()
+    assert "This lesson cannot run here yet:" in text
+    assert "- a program kit-no-such-program (tool:kit-no-such-program)" in text
+    assert "lesson 97: blocked on this machine" in text
