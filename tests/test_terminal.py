@@ -136,3 +136,16 @@ def test_ctrl_c_reaches_the_foreground_job_not_kit(terminal: Tmux) -> None:
     screen = terminal.wait_for(lambda s: "still-here" in s.splitlines())
     # Ctrl-C interrupted the whole command list inside the container; kit kept running.
     assert "after-sleep" not in screen.splitlines()
+
+
+def test_closing_the_terminal_ends_the_container(terminal: Tmux, kit_root: Path) -> None:
+    terminal.wait_for(lambda s: "#" in s or "$" in s)
+    terminal.keys("echo ready", "Enter")
+    terminal.wait_for(lambda s: "ready" in s.splitlines())
+    terminal.kill()  # the terminal goes away: kit gets SIGHUP, its stdin hangs up
+    deadline = time.monotonic() + 20
+    containers = kit_root / "run" / "containers"
+    while any(containers.glob("*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # kit run --rm ended and removed the container; the leak guard checks no process is left.
+    assert not any(containers.glob("*"))

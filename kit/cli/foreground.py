@@ -91,7 +91,15 @@ class ForegroundRun:
         self.container: ContainerProcess | None = None
         self._interrupts = 0
         self._direct_terminal_signals = False
-        self.record = state.ContainerState(id=container_id, name=self.name)
+        # The record names this process as answerable for the container (kit doctor --leaks
+        # tells a record of a killed `kit run` from one being created right now).
+        self.record = state.ContainerState(
+            id=container_id,
+            name=self.name,
+            auto_remove=remove,
+            owner_pid=os.getpid(),
+            owner_start=state.process_start_time(os.getpid()) or 0,
+        )
 
     def on_event(self, event: Event) -> None:
         if event.kind == "process" and event.name == "container" and self.record.pid == 0:
@@ -115,6 +123,12 @@ class ForegroundRun:
                 )
                 container.signal(signal.SIGKILL)
                 return
+        if signum == signal.SIGHUP and self.spec.process.terminal:
+            # Our terminal hung up (window closed, ssh dropped): nobody can use the container's
+            # terminal any more. A PID 1 may ignore SIGHUP, so end it for certain.
+            container.signal(signal.SIGHUP)
+            container.signal(signal.SIGKILL)
+            return
         if signum in (signal.SIGINT, signal.SIGQUIT) and self._direct_terminal_signals:
             return  # the terminal already delivered it to the container's process group
         container.signal(signum)
@@ -156,14 +170,16 @@ class ForegroundRun:
                     break
             status = container.status
         finally:
-            container.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if devnull is not None:
-                os.close(devnull)
-            if self._events_stream is not None and self._events_stream is not self.err:
-                self._events_stream.close()
-            self._record_end(status)
+            try:
+                container.close()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+                if devnull is not None:
+                    os.close(devnull)
+                if self._events_stream is not None and self._events_stream is not self.err:
+                    self._events_stream.close()
+                self._record_end(status)
         assert status is not None
         return status
 

@@ -9,6 +9,7 @@ bytes between its own terminal and the master.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -107,4 +108,6 @@ class RawTerminal:
 
     def __exit__(self, *exc: object) -> None:
         if self.saved is not None:
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            # A hung-up terminal has nothing left to restore.
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)

@@ -538,7 +538,10 @@ class ContainerProcess:
         os.write(1, data)
 
     def _relay_to_container(self) -> None:
-        data = os.read(0, 65536)
+        try:
+            data = os.read(0, 65536)
+        except OSError:  # EIO: our terminal hung up
+            data = b""
         if not data:
             # Our stdin ended (a closed pipe, a hung-up terminal): stop watching it, or poll
             # would report it readable forever and the loop would spin.
