@@ -347,3 +347,32 @@ def test_each_student_runs_rootless_with_their_own_ids_and_state(vm: VM) -> None
         assert roots[student] == f"/home/{student}/.local/share/kit"
     assert starts["student1"] != starts["student2"]
     assert roots["student1"] != roots["student2"]
+
+
+def test_the_instructor_validates_the_image_before_class(vm: VM) -> None:
+    done = vm.run("kit-tutorial --check-all")
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert re.search(r"(\d+)/\1 lessons pass on this machine\.", done.stdout), done.stdout
+    assert not list((vm.root / "var/lib/kit").glob("check-all-*"))  # its scratch root is gone
+
+
+def test_root_mode_students_keep_their_state_apart(vm: VM) -> None:
+    # What `sudo kit-tutorial` gives student1 (minbase has no sudo: SUDO_USER is what it sets).
+    done = vm.run(
+        "SUDO_USER=student1 kit-tutorial --plain 2 --no-trace >/dev/null && "
+        "SUDO_USER=student1 kit-tutorial --report --json"
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["learner"] == "student1" and answer["mode"] == "root"
+    assert answer["kit_root"] == "/var/lib/kit/users/student1"
+    assert (vm.root / "var/lib/kit/users/student1/lessons/student1").is_dir()
+    assert not (vm.root / "var/lib/kit/users/student2").exists()
+
+
+def test_a_rootless_student_is_told_what_blocks_a_root_lesson(vm: VM) -> None:
+    done = vm.run("su - student2 -c 'kit-tutorial --plain 1 --no-trace'")
+    assert done.returncode == 1
+    assert "This lesson cannot run here yet:" in done.stdout
+    assert "real root (root): running as uid" in done.stdout
+    assert "Fix: run the tutorial as root: sudo kit-tutorial" in done.stdout
