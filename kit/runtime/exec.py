@@ -109,6 +109,7 @@ CONTAINER_WIDE_STAGES = (
     "devices",
     "volumes",
     "pivot-root",
+    "mount-propagation",
     "readonly-root",
     "readonly-paths",
     "masked-paths",
