@@ -5,6 +5,7 @@ kit doctor --json                 # the same for programs
 kit doctor --trace                # also print every system call the checks made, like strace
 kit doctor --requirements         # every lesson requirement key, met or not here, with the fix
 kit doctor --require root,overlay # can a lesson needing these run here? (exit 0 yes, 1 no)
+kit doctor --leaks [--clean]      # what killed kit processes left behind (and remove it)
 
 Exit status 0 when containers can run here (or, with --require, when the keys are met).
 """
@@ -41,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY[,KEY...]",
         help="can a lesson needing these keys run here? exit 0 if so, 1 with the fixes if not",
     )
+    parser.add_argument(
+        "--leaks",
+        action="store_true",
+        help="find what killed kit processes left behind: stale records, cgroups, mounts, "
+        "monitors (see kit.runtime.leaks); exit 1 if anything is found",
+    )
+    parser.add_argument("--clean", action="store_true", help="with --leaks: remove it all")
     parser.set_defaults(func=doctor_command)
 
 
@@ -48,6 +56,11 @@ def doctor_command(args: argparse.Namespace) -> int:
     """Run every check, print them, and exit 0 when containers (or --require) can run here."""
     import json
     import sys
+
+    if args.leaks:
+        from kit.cli.leaks import leaks_command
+
+        return leaks_command(args)
 
     from kit import doctor
     from kit.doctor import requirements

@@ -32,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("create", help="create a container from an OCI bundle (runc)")
     add_create_arguments(p)
+    p.add_argument(
+        "--pause-after",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="(kit) stop after STAGE until a line arrives on stdin; end of input aborts",
+    )
     p.add_argument("id", metavar="ID")
     p.set_defaults(func=create_command)
 
@@ -127,7 +134,11 @@ def create_command(args: argparse.Namespace) -> int:
 
     _refuse_unsupported(args)
     _, findings = oci.create(
-        args.id, args.bundle, pid_file=args.pid_file, console_socket=args.console_socket
+        args.id,
+        args.bundle,
+        pid_file=args.pid_file,
+        console_socket=args.console_socket,
+        pause_after=args.pause_after,
     )
     report(findings)
     return 0

@@ -297,6 +297,7 @@ class Creation:
         console_socket: str | None = None,
         gate: bool = True,
         stdio: tuple[int | None, int | None, int | None] = (None, None, None),
+        pause_after: list[str] | None = None,
     ) -> None:
         self.container_id = container_id
         self.bundle = os.path.abspath(bundle)
@@ -306,6 +307,8 @@ class Creation:
         self.stdio = stdio
         self.findings: list[Finding] = []
         self.devices: Any = None
+        #: Stop after these stages until a line arrives on stdin (crash tests, learners).
+        self.pause_after = list(pause_after or [])
 
     def prepare(self) -> Spec:
         _check_id(self.container_id)
@@ -338,10 +341,11 @@ class Creation:
         fifo = make_fifo(directory) if self.gate else None
         sock = _connect(self.console_socket) if self.console_socket else None
         wants_devices = bool(spec.linux.resources and spec.linux.resources.devices)
+        stops = sorted(set(self.pause_after) | ({"namespaces"} if wants_devices else set()))
         container = ContainerProcess(
             spec,
             container_id=self.container_id,
-            pause_after=["namespaces"] if wants_devices else [],
+            pause_after=stops,
             stdin=self.stdio[0],
             stdout=self.stdio[1],
             stderr=self.stdio[2],
@@ -355,9 +359,12 @@ class Creation:
             if sock is not None:
                 sock.close()
                 sock = None
-            pause = container.next_pause()
-            if pause is not None:
-                self.apply_devices(spec, pause.host_pid)
+            while (pause := container.next_pause()) is not None:
+                if pause.stage == "namespaces" and wants_devices:
+                    self.apply_devices(spec, pause.host_pid)
+                if pause.stage in self.pause_after and not _wait_for_a_line(pause.stage):
+                    container.abort()
+                    break
                 container.resume()
             status = container.wait()
         except BaseException:
@@ -393,15 +400,31 @@ class Creation:
         self.devices = attach(spec, cgroup_path(spec, self.container_id), pid)
 
 
+def _wait_for_a_line(stage: str) -> bool:
+    """At a --pause-after stop: say so on stderr, wait for Enter (end of input: abort)."""
+    import sys
+
+    sys.stderr.write(f"kit: paused after {stage}; Enter continues\n")
+    sys.stderr.flush()
+    return sys.stdin.readline() != ""
+
+
 def create(
     container_id: str,
     bundle: str,
     *,
     pid_file: str | None = None,
     console_socket: str | None = None,
+    pause_after: list[str] | None = None,
 ) -> tuple[ContainerState, list[Finding]]:
     """``kit create``: on any failure, nothing of the container is left behind."""
-    creation = Creation(container_id, bundle, pid_file=pid_file, console_socket=console_socket)
+    creation = Creation(
+        container_id,
+        bundle,
+        pid_file=pid_file,
+        console_socket=console_socket,
+        pause_after=pause_after,
+    )
     spec = creation.prepare()
     try:
         return creation.run(spec), creation.findings
