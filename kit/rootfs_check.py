@@ -10,6 +10,18 @@ from kit.errors import KitError
 def check_rootfs(path: str) -> str:
     """The absolute path of a usable root filesystem directory, or a KitError saying why not."""
     absolute = os.path.abspath(path)
+    try:
+        os.stat(absolute)
+    except PermissionError:
+        raise KitError(
+            f"cannot reach root filesystem {path}",
+            errno=13,
+            cause="a directory on the way to it is not searchable by this user",
+            fix="move the root filesystem where you can reach it, or run as its owner",
+            exit_code=125,
+        ) from None
+    except OSError:
+        pass
     if not os.path.exists(absolute):
         raise KitError(
             f"root filesystem {path} does not exist",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -17,3 +18,53 @@ def kit_command(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def kit_popen(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
     """Start ``python -m kit ARGS`` in the background."""
     return subprocess.Popen([sys.executable, "-m", "kit", *args], **kwargs)
+
+
+#: Runs ``python -m kit ARGS`` as uid/gid 65534 inside a user namespace whose limit of further
+#: user namespaces is 0 (the limit is per user namespace, so the host is untouched): a user
+#: with neither root nor rootless mode. The parent (root on the host) writes the id maps.
+_NO_USERNS = r"""
+import os, sys
+from kit.linux.namespaces import unshare
+from kit.linux.flags import CLONE_NEWUSER
+go_r, go_w = os.pipe()
+ready_r, ready_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    unshare(CLONE_NEWUSER)
+    os.write(ready_w, b"x")
+    os.read(go_r, 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
+    python = sys.argv[1]
+    os.execv(python, [python, "-m", "kit", *sys.argv[2:]])
+os.read(ready_r, 1)
+for name in ("uid_map", "gid_map"):
+    with open(f"/proc/{pid}/{name}", "w") as f:
+        f.write("0 0 1\n65534 65534 1\n")
+os.write(go_w, b"x")
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def kit_as_unprivileged_without_userns(
+    *args: str, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """``kit ARGS`` as an ordinary user who cannot create user namespaces.
+
+    The user runs a Python it may reach (root's pyenv is private), with kit from this
+    checkout on PYTHONPATH.
+    """
+    from unprivileged import REPO, interpreter
+
+    options: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 60}
+    options.update(kwargs)
+    env = dict(options.pop("env", None) or os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-c", _NO_USERNS, interpreter(), *args], check=False, env=env, **options
+    )

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import kit_command, kit_popen
+from helpers import kit_as_unprivileged_without_userns, kit_command, kit_popen
 
 from kit import mounts
 
@@ -317,7 +319,7 @@ def test_aborting_a_pause_leaves_nothing(host_rootfs: Path, kit_root: Path) -> N
     assert result.returncode != 0
     assert "aborted" in result.stderr
     assert result.stdout == ""
-    assert not list((kit_root / "run" / "containers").glob("*"))
+    assert not [p for p in (kit_root / "run" / "containers").glob("*") if p.is_dir()]
 
 
 def test_container_record_is_kept_without_rm(host_rootfs: Path, kit_root: Path) -> None:
@@ -392,43 +394,53 @@ def test_unknown_stage_name(host_rootfs: Path) -> None:
     assert "unknown stage 'teleport'" in result.stderr and "pivot-root" in result.stderr
 
 
-def test_without_root_or_user_namespaces_points_to_doctor(busybox_rootfs: Path) -> None:
-    import shutil
-    import tempfile
-
-    # An unprivileged user can reach neither pytest's private temp dirs nor create the
-    # namespaces; give it a world-readable copy of the rootfs and its own KIT_ROOT.
+@pytest.fixture
+def shared_scratch(busybox_rootfs: Path) -> Iterator[Path]:
+    """A world-searchable directory with a copy of the busybox rootfs and a KIT_ROOT anyone may
+    write: an unprivileged user reaches neither pytest's private temp dirs nor root's home."""
     scratch = Path(tempfile.mkdtemp(prefix="kit-nonroot-"))
     try:
         scratch.chmod(0o755)
-        rootfs = scratch / "rootfs"
-        shutil.copytree(busybox_rootfs, rootfs, symlinks=True)
-        kit_root = scratch / "kit-root"
-        kit_root.mkdir(mode=0o777)
-        kit_root.chmod(0o777)
-        result = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-                sys.executable,
-                "-m",
-                "kit",
-                "run",
-                "--rm",
-                "--rootfs",
-                str(rootfs),
-                "true",
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "KIT_ROOT": str(kit_root)},
-        )
+        shutil.copytree(busybox_rootfs, scratch / "rootfs", symlinks=True)
+        (scratch / "kit-root").mkdir()
+        (scratch / "kit-root").chmod(0o777)
+        yield scratch
     finally:
         shutil.rmtree(scratch)
+
+
+def test_without_root_or_user_namespaces_points_to_doctor(shared_scratch: Path) -> None:
+    result = kit_as_unprivileged_without_userns(
+        "run",
+        "--rm",
+        "--rootfs",
+        str(shared_scratch / "rootfs"),
+        "true",
+        env={**os.environ, "KIT_ROOT": str(shared_scratch / "kit-root")},
+    )
     assert result.returncode == 125, result.stderr
-    assert "EPERM" in result.stderr and "kit doctor" in result.stderr
+    assert "kit doctor" in result.stderr, result.stderr
+
+
+def test_unwritable_state_directory_is_one_clear_line(shared_scratch: Path) -> None:
+    # HOME still points at root's home (setpriv keeps the environment): kit cannot write there.
+    result = kit_as_unprivileged_without_userns(
+        "run",
+        "--rm",
+        "--rootfs",
+        str(shared_scratch / "rootfs"),
+        "true",
+        env={**os.environ, "HOME": "/root", "KIT_ROOT": ""},
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "EACCES" in result.stderr and "KIT_ROOT" in result.stderr
+
+
+def test_unreachable_rootfs_is_not_called_missing(busybox_rootfs: Path) -> None:
+    # pytest's temp dirs are private to root: an ordinary user cannot reach this rootfs.
+    result = kit_as_unprivileged_without_userns(
+        "run", "--rm", "--rootfs", str(busybox_rootfs), "true"
+    )
+    assert result.returncode == 125
+    assert "cannot reach root filesystem" in result.stderr and "EACCES" in result.stderr

@@ -145,3 +145,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("kit: interrupted\n")
         return 130
+    except OSError as error:
+        # Not an error kit explains itself: still one line with the path and errno, not a
+        # traceback. KIT_DEBUG=1 shows the traceback for a bug report.
+        if os.environ.get("KIT_DEBUG"):
+            raise
+        log_message("error", str(_unexpected_os_error(error)))
+        return 1
+
+
+def _unexpected_os_error(error: OSError) -> KitError:
+    where = f" on {error.filename}" if error.filename else ""
+    hint = (
+        "check the path's permissions, or point KIT_ROOT (or --root) at a directory you own"
+        if isinstance(error, PermissionError)
+        else "run with KIT_DEBUG=1 for the traceback and report it"
+    )
+    return KitError(
+        f"{error.strerror or error}{where}",
+        errno=error.errno,
+        cause="kit could not complete a file system operation",
+        fix=hint,
+    )

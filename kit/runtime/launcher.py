@@ -184,7 +184,6 @@ class ContainerProcess:
         self._result: Any = None
         self._events_open = False
         self._terminal: RawTerminal | None = None
-        self._resized = False
 
     # --- starting -------------------------------------------------------------------------
 
@@ -411,13 +410,6 @@ class ContainerProcess:
             watch.append(self.console_master)
             if self.relay_terminal and self._stdin_open:
                 watch.append(0)
-        if self._resized and self.console_master is not None:
-            from kit.runtime.console import set_window_size, window_size
-
-            self._resized = False
-            size = window_size(0)
-            if size:
-                set_window_size(self.console_master, *size)
         poller = select.poll()
         for fd in watch:
             poller.register(fd, select.POLLIN)
@@ -521,7 +513,13 @@ class ContainerProcess:
             signal.signal(signal.SIGWINCH, self._on_winch)
 
     def _on_winch(self, signum: int, frame: object) -> None:
-        self._resized = True
+        """Our terminal was resized: pass the new size on at once (the container's terminal
+        sends its foreground job SIGWINCH), before any keys typed after the resize."""
+        from kit.runtime.console import set_window_size, window_size
+
+        size = window_size(0)
+        if size and self.console_master is not None:
+            set_window_size(self.console_master, *size)
 
     def _relay_from_container(self) -> None:
         assert self.console_master is not None
