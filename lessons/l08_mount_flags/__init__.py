@@ -247,7 +247,11 @@ SETUP_QUIZ = (
 def noexec_quiz(ctx: StepContext) -> None:
     spec = _with_mounts(ctx.spec(["sh", "-c", SETUP_QUIZ], hostname="quiz"), "--tmpfs /work")
     spec.root.readonly = True
-    ctx.start(QUIZ, spec)
+    box = ctx.start(QUIZ, spec)
+    for _ in range(250):  # the container's program writes the script right after starting
+        if box.host_pid and kernel.read_text(f"/proc/{box.host_pid}/root/work/hello.sh"):
+            break
+        time.sleep(0.02)
     ctx.say(
         "a read-only container is running with /work on a noexec tmpfs; /work/hello.sh is "
         f"executable but will not run. Open a shell (s), make it run without changing any "
