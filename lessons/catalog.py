@@ -22,6 +22,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l07_writable_layer",
     "lessons.l08_mount_flags",
     "lessons.l09_privilege",
+    "lessons.l10_isolation",
 ]
 
 _loaded: list[Lesson] | None = None

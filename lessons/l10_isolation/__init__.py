@@ -405,6 +405,7 @@ LESSON = Lesson(
         "cgroups: memory and process limits the kernel enforces on the whole container",
     ),
     package=__name__,
+    requires=("root", "userns", "landlock", "cgroup:memory", "cgroup:pids"),
     steps=(
         Step(
             "userns",
