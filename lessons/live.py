@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import select
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -110,7 +111,11 @@ class LiveContainer:
                 raise self.status.error
             return None
         if pause.phase == "before" and pause.stage == "exec":
-            self.process.resume()  # into the program; nobody waits for it
+            exe = _exe(pause.host_pid)
+            self.process.resume()  # into the program
+            # Wait for the execve itself, so that a check or a shell right after this sees the
+            # program as PID 1, not kit's init a moment before it replaced itself.
+            _wait_for_exec(pause.host_pid, exe)
             self.running = True
             return None
         self.pause = pause
@@ -177,3 +182,20 @@ class LiveProcess:
 
 
 Live = LiveContainer | LiveProcess
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def _wait_for_exec(pid: int, exe: str | None, timeout: float = 5.0) -> None:
+    """Until /proc/PID/exe changes (the execve happened) or the process is gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = _exe(pid)
+        if now is None or now != exe:
+            return
+        time.sleep(0.002)

@@ -217,7 +217,7 @@ def test_report_command_reads_the_tutorials_progress_file(state_home: Path) -> N
 def test_instructor_mode_opens_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
     lesson = find(3)
     fresh = LessonProgress()
-    monkeypatch.delenv(instructor.ENV, raising=False)
+    monkeypatch.setenv(instructor.ENV, "0")  # restored (unset) after the test, enable() too
     assert viewmodel.reachable(lesson, fresh) == 0
     assert not viewmodel.can_advance(lesson, fresh, 0)
     instructor.enable()
