@@ -279,4 +279,3 @@ LESSON = Lesson(
         ),
     ),
 )
-
