@@ -22,7 +22,7 @@ from kit import mounts
 from kit_tui.app import KitApp
 from kit_tui.messages import EventsArrived
 from kit_tui.screens import BlockedScreen, ConfirmScreen, MainScreen, PredictScreen
-from lessons import kernel
+from lessons import instructor, kernel
 from lessons.catalog import find
 from lessons.progress import Progress
 from lessons.session import ShellCommand
@@ -44,6 +44,7 @@ def pilot_test(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
 def private_state(kit_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.delenv(instructor.ENV, raising=False)  # a learner's rules, not an instructor's
     return state
 
 

@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from kit.trace import Event
 from kit_tui.app import KitApp
 from kit_tui.messages import CheckFinished, StepFinished
-from lessons import catalog
+from lessons import catalog, instructor
 from lessons.catalog import find
 from lessons.model import Verdict
 from lessons.observe import Facts, Namespaces, Node, Output, Tree
@@ -31,6 +31,7 @@ SIZE = (120, 40)
 def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KIT_ROOT", str(tmp_path / "kit-root"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv(instructor.ENV, raising=False)  # a learner's screens
     # The pictures show the first four lessons only, so adding a lesson to the catalog does
     # not change them.
     monkeypatch.setattr(catalog, "LESSON_MODULES", catalog.LESSON_MODULES[:4])

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kit_tui import viewmodel
+from lessons import instructor
 from lessons.catalog import find
 from lessons.progress import LessonProgress
+
+
+@pytest.fixture(autouse=True)
+def learner_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(instructor.ENV, raising=False)
+
+
+def test_instructor_mode_opens_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    lesson = find("container-view")
+    monkeypatch.setenv(instructor.ENV, "1")
+    assert viewmodel.reachable(lesson, LessonProgress()) == len(lesson.steps) - 1
+    assert viewmodel.can_advance(lesson, LessonProgress(), 0)
 
 
 def test_lesson_and_step_labels_follow_progress() -> None:
