@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Label, Markdown, OptionList, Static
+from textual.widgets import Button, Footer, Header, Label, OptionList, Static
 
 from kit.errors import KitError
 from kit.trace import Event
@@ -545,6 +545,8 @@ class BlockedScreen(Screen[None]):
         self.lines = lines
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Markdown  # only this rare screen needs a Markdown parser
+
         yield Header()
         checks = "\n".join(self.lines)
         yield Markdown(
