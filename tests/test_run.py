@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -444,3 +445,16 @@ def test_unreachable_rootfs_is_not_called_missing(busybox_rootfs: Path) -> None:
     )
     assert result.returncode == 125
     assert "cannot reach root filesystem" in result.stderr and "EACCES" in result.stderr
+
+
+def test_a_closed_pipe_ends_output_quietly() -> None:
+    # `kit ... | head`: the reader leaves early; kit must not print a traceback.
+    result = subprocess.run(
+        f"{sys.executable} -m kit seccomp show | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.count("\n") == 1
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr

@@ -145,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("kit: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kit ... | head`): stop quietly, like any Unix filter. Point
+        # stdout at /dev/null so Python's final flush does not complain a second time.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a filter killed by SIGPIPE
     except OSError as error:
         # Not an error kit explains itself: still one line with the path and errno, not a
         # traceback. KIT_DEBUG=1 shows the traceback for a bug report.
