@@ -458,3 +458,16 @@ def test_a_closed_pipe_ends_output_quietly() -> None:
     )
     assert result.stdout.count("\n") == 1
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+def test_a_container_without_proc_still_runs(host_rootfs: Path) -> None:
+    # Nothing after pivot_root may depend on /proc being mounted (e.g. reading cap_last_cap).
+    from kit.runtime.defaults import default_spec
+    from kit.runtime.launcher import ContainerProcess
+
+    spec = default_spec(["/bin/sh", "-c", "echo ok; ls /proc | wc -l"], str(host_rootfs))
+    spec.mounts = [m for m in spec.mounts if m.destination != "/proc"]
+    with ContainerProcess(spec, capture=True) as container:
+        status = container.wait()
+    assert status.code == 0, status.error
+    assert status.stdout.split() == [b"ok", b"0"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as E
+import functools
 from dataclasses import dataclass
 
 from kit.linux.explain import EXPLANATIONS
@@ -239,8 +240,13 @@ def no_new_privs() -> bool:
     return bool(check(libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)))
 
 
+@functools.cache
 def last_cap() -> int:
-    """The highest capability number the running kernel knows."""
+    """The highest capability number the running kernel knows.
+
+    Read once and remembered: the container process asks before pivot_root, while /proc is
+    still the host's, so a container without /proc can still drop capabilities.
+    """
     with open("/proc/sys/kernel/cap_last_cap") as f:
         return int(f.read())
 

@@ -43,6 +43,7 @@ import traceback
 # host's root is detached, the interpreter can no longer find its own module files.
 from kit import elf  # noqa: F401  (used by the exec stage's explanations)
 from kit.errors import KitError
+from kit.linux import caps
 from kit.linux.clone import fork_into_namespaces
 from kit.linux.flags import NAMESPACES
 from kit.linux.namespaces import clone_flags, join_namespace, unshare
@@ -271,6 +272,7 @@ def container_main(
         )
         _finish_namespaces(ctx, from_parent, to_parent)
         exec_stage.prepare_probe(ctx)
+        caps.last_cap()  # read now: after pivot_root the container may have no /proc
         pipeline.run_container_stages(ctx)
         code = 0  # only a probe gets here: exec never returns
     except KitError as error:
