@@ -164,36 +164,40 @@ required=(python3 python3-venv ca-certificates)
 optional=(busybox-static uidmap runc umoci skopeo)
 if [ "$REGISTRY" = 1 ]; then optional+=(docker-registry); fi
 
+install_packages() {
+    # $@: packages; optional ones (listed in $optional) may be missing from the archives.
+    local wanted=() package
+    export DEBIAN_FRONTEND=noninteractive
+    run apt-get update -q
+    for package in "$@"; do
+        # In a dry run the package lists may be stale: list everything that is missing.
+        if [ "$DRY_RUN" = 1 ] || available "$package"; then
+            wanted+=("$package")
+        elif [[ " ${optional[*]} " == *" $package "* ]]; then
+            say "warning: no package $package here; lessons that need it will say so"
+        else
+            die "no package $package in the configured archives (Ubuntu: enable universe)"
+        fi
+    done
+    if [ "${#wanted[@]}" -gt 0 ]; then
+        run apt-get install -y -q --no-install-recommends "${wanted[@]}"
+    fi
+}
+
 if [ "$PACKAGES" = 1 ]; then
     missing=()
     for package in "${required[@]}" "${optional[@]}"; do
         installed "$package" || missing+=("$package")
     done
-    if ! find_python >/dev/null; then
-        # Ubuntu 22.04: python3 is 3.10; 3.11 is packaged beside it.
-        for package in python3.11 python3.11-venv; do
-            installed "$package" || missing+=("$package")
-        done
-    fi
     if [ "${#missing[@]}" -gt 0 ]; then
-        export DEBIAN_FRONTEND=noninteractive
-        run apt-get update -q
-        wanted=()
-        for package in "${missing[@]}"; do
-            # In a dry run the package lists may be stale: list everything that is missing.
-            if [ "$DRY_RUN" = 1 ] || available "$package"; then
-                wanted+=("$package")
-            elif [[ " ${optional[*]} " == *" $package "* ]]; then
-                say "warning: no package $package here; lessons that need it will say so"
-            else
-                die "no package $package in the configured archives (Ubuntu: enable universe)"
-            fi
-        done
-        if [ "${#wanted[@]}" -gt 0 ]; then
-            run apt-get install -y -q --no-install-recommends "${wanted[@]}"
-        fi
+        install_packages "${missing[@]}"
     else
         say "packages: all installed (${required[*]} ${optional[*]})"
+    fi
+    # Ubuntu 22.04: python3 is 3.10; 3.11 is packaged beside it (universe).
+    if ! find_python >/dev/null && [ "$DRY_RUN" = 0 ]; then
+        say "python3 is $(python3 -V 2>&1); kit needs 3.11 or newer"
+        install_packages python3.11 python3.11-venv
     fi
 fi
 
