@@ -9,9 +9,9 @@ tests check what a class needs: the tutorial's plain runner passes every lesson 
 lessons work against the local registry, each student has their own subordinate ids and state,
 and a second run of the set-up changes nothing.
 
-Alone: ``sudo python3 -m pytest -m lab`` (half a minute; the first run also builds the Debian
-image, about a minute more, cached in ``$KIT_TEST_CACHE`` or ``~/.cache/kit-tests``). It needs
-debootstrap, the Debian mirror apt uses, and PyPI (lab-setup.sh installs kit's packages).
+Alone: ``sudo python3 -m pytest -m lab`` (about a minute and a half; the first run also builds
+the two images, about a minute each, cached in ``$KIT_TEST_CACHE`` or ``~/.cache/kit-tests``).
+It needs debootstrap, the Debian mirror apt uses, archive.ubuntu.com and PyPI.
 """
 
 from __future__ import annotations
