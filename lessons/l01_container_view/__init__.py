@@ -187,7 +187,9 @@ def check_mounts(ctx: StepContext) -> Verdict:
     table = mounts.read(pid)
     root_mount = mounts.find(table, "/")
     rootfs = box.spec.root.path  # type: ignore[union-attr]
-    if root_mount is None or root_mount.root != rootfs:
+    # mountinfo's root column is a path inside the mounted filesystem, which equals the host
+    # path only when the rootfs lives on the filesystem mounted at /: compare identities.
+    if root_mount is None or kernel.root_of(pid) != kernel.identity(rootfs):
         return Verdict.no("the container's / is not its root filesystem")
     # The same mount seen from two namespaces has the same device and root; mount ids differ.
     host_mounts = {(m.device, m.root) for m in mounts.read()}
