@@ -21,6 +21,12 @@ names). The new mount API sets options one at a time, and since Linux 6.8 overla
 ``lowerdir+`` once per layer, so the limit becomes overlay's own stack depth (500). Where the
 kernel lacks it, kit passes short relative names (``l/ab3x``) from inside the layers
 directory instead, which fits 500 layers in a page too.
+
+**User namespaces.** Root of a user namespace may mount overlayfs (Linux 5.11) but may not
+touch ``trusted.*`` xattrs, so rootless kit mounts with ``userxattr`` and unpacks its layers
+with ``user.overlay.opaque``. Whiteouts need no privilege: anyone may create a character
+device 0/0 (Linux 5.8). Root's containers with ``--userns`` get an overlay built outside the
+namespace instead, detached, with idmapped layers (:func:`detached_overlay`).
 """
 
 from __future__ import annotations
@@ -133,23 +139,77 @@ def _lacks_lowerdir_plus(error: KitError) -> bool:
 def _mount_new_api(
     target: str, lowers: Sequence[str], upper: str | None, work: str | None, userxattr: bool
 ) -> None:
-    fs_fd = newmount.fsopen("overlay")
-    try:
-        if userxattr:
-            newmount.set_flag(fs_fd, "userxattr")
-        for lower in lowers:
-            newmount.set_string(fs_fd, "lowerdir+", lower)
-        if upper is not None and work is not None:
-            newmount.set_string(fs_fd, "upperdir", upper)
-            newmount.set_string(fs_fd, "workdir", work)
-        newmount.create(fs_fd)
-        mount_fd = newmount.fsmount(fs_fd)
-    finally:
-        os.close(fs_fd)
+    mount_fd = detached_overlay(lowers, upper, work, userxattr=userxattr)
     try:
         newmount.attach(mount_fd, target, note=f"overlay of {len(lowers)} layers")
     finally:
         os.close(mount_fd)
+
+
+def detached_overlay(
+    lowers: Sequence[str],
+    upper: str | None = None,
+    work: str | None = None,
+    *,
+    userxattr: bool = False,
+    idmap_userns: int | None = None,
+) -> int:
+    """Build an overlay with the new mount API and return it *detached* (attached nowhere).
+
+    The mount belongs to no mount namespace until someone attaches it with move_mount(2):
+    kit's init parent builds a user-namespaced container's overlay this way, with its host
+    privileges, and the container process attaches it in its own mount namespace.
+
+    ``idmap_userns``: a user namespace fd. Each lower layer is then given to overlayfs
+    through an **idmapped mount** (open_tree + mount_setattr(MOUNT_ATTR_IDMAP)): its files
+    keep their owners on disk, but are *seen* through that namespace's id map, so a file
+    owned by uid 0 on disk appears owned by whatever host uid stands for the container's
+    root. The upper and work directories are not idmapped: overlayfs creates its work
+    files there with the mounter's (host root's) ids, which such a map cannot express
+    (EOVERFLOW); the container's own files land there with their host ids instead.
+    """
+    fs_fd = newmount.fsopen("overlay")
+    # The idmapped layers stay open until the superblock exists: closing the last fd of a
+    # detached mount unmounts it, and overlayfs clones each layer's mount only at CREATE.
+    layer_fds: list[int] = []
+    try:
+        if userxattr:
+            newmount.set_flag(fs_fd, "userxattr")
+        for lower in lowers:
+            if idmap_userns is None:
+                newmount.set_string(fs_fd, "lowerdir+", lower)
+                continue
+            layer_fds.append(idmapped(lower, idmap_userns))
+            # A detached mount has no path of its own; /proc/self/fd/N names it while the fd
+            # is open (Linux 6.13 also takes the fd itself, with FSCONFIG_SET_FD).
+            newmount.set_string(fs_fd, "lowerdir+", f"/proc/self/fd/{layer_fds[-1]}")
+        if upper is not None and work is not None:
+            newmount.set_string(fs_fd, "upperdir", upper)
+            newmount.set_string(fs_fd, "workdir", work)
+        newmount.create(fs_fd)
+        return newmount.fsmount(fs_fd)
+    finally:
+        os.close(fs_fd)
+        for fd in layer_fds:
+            os.close(fd)
+
+
+def idmapped(path: str, userns_fd: int) -> int:
+    """A detached, idmapped bind mount of ``path``: its owners seen through ``userns_fd``."""
+    flags = newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
+    fd = newmount.open_tree(newmount.AT_FDCWD, path, flags)
+    try:
+        newmount.mount_setattr(
+            fd,
+            "",
+            newmount.AT_EMPTY_PATH,
+            attr_set=newmount.MOUNT_ATTR_IDMAP,
+            userns_fd=userns_fd,
+        )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _escape(path: str) -> str:

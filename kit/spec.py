@@ -220,6 +220,9 @@ class OverlaySpec:
     work: str | None = None
     #: Keep overlay's marks in ``user.overlay.*`` (required inside a user namespace).
     userxattr: bool = False
+    #: In a user namespace made by root: show the layers through idmapped mounts, so files
+    #: owned by root on disk belong to the container's root (see kit.security.userns).
+    idmap: bool = True
 
 
 @dataclass

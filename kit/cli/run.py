@@ -176,8 +176,7 @@ def _image_spec(args: argparse.Namespace, container_id: str, name: str, command:
         if "=" not in item:
             raise KitError(f"invalid --env {item!r}", fix="use --env KEY=VALUE", exit_code=2)
     image = resolve(Store(), name)
-    if not image.is_unpacked():
-        image.unpack()
+    image.unpack()  # the layers not unpacked yet (and a check that the store is ours)
     hostname = args.hostname or container_id[:12]
     check_hostname(hostname)
     namespaces = tuple(n for n in DEFAULT_NAMESPACES if not (n == "network" and args.net == "host"))
@@ -193,8 +192,13 @@ def _image_spec(args: argparse.Namespace, container_id: str, name: str, command:
     )
     for module in RUN_OPTION_MODULES:
         importlib.import_module(module).apply(args, spec)
-    # Last, so a refused option above leaves no directory behind.
-    spec.kit.overlay = create_writable_layer(container_id, image, workdir=spec.process.cwd)
+    # Last, so a refused option above leaves no directory behind. In a user namespace the
+    # writable layer belongs to the container's root as the host knows it.
+    from kit.security.userns import root_on_host
+
+    spec.kit.overlay = create_writable_layer(
+        container_id, image, workdir=spec.process.cwd, owner=root_on_host(spec)
+    )
     spec.root.path = str(writable_layer(container_id).merged)
     return spec
 

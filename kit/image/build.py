@@ -10,6 +10,11 @@ step can stand on it.
 written, and (for COPY/ADD) the names, modes and contents of its source files. A step whose
 key was built before reuses that layer without running; change a file or a line and every
 step from there on is built again, exactly like Docker's build cache.
+
+**Rootless.** Run by an ordinary user, a RUN step's container gets a user namespace (its root
+is the user) and its overlay is mounted inside it with ``userxattr``, as ``kit run`` does. The
+files the user writes (RUN's upper directory, COPY's tree) belong to the user on disk; the
+layer records them as the container saw them: owned by root, or by COPY ``--chown``'s ids.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from kit.image.container import find_in_layers, lookup_user
 from kit.image.digest import chain_ids
 from kit.image.documents import Descriptor
 from kit.image.image import Image, new_config, resolve, write_image
-from kit.image.store import Store
+from kit.image.store import Store, remove_tree
+from kit.security.userns import host_root
 
 
 @dataclass
@@ -248,12 +254,12 @@ class Builder:
             tree = scratch / "tree"
             tree.mkdir(mode=0o755)
             if inst.keyword == "RUN":
-                tree = self._run(state, inst, scratch)
+                tree, owners = self._run(state, inst, scratch)
             else:
-                self._copy(state, inst, tree)
-            desc, diff_id = self._pack(tree, scratch)
+                owners = self._copy(state, inst, tree)
+            desc, diff_id = self._pack(tree, owners)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_tree(scratch)  # rootless: overlay's work/work (mode 000) included
         self._add_layer(state, desc, diff_id, inst)
         self.store.cache.mkdir(parents=True, exist_ok=True)
         temp = cache_file.with_suffix(".tmp")
@@ -272,15 +278,17 @@ class Builder:
             reader = self.store.open_blob(desc, what=f"layer of line {inst.line}")
             try:
                 with self.store.new_layer(chain) as diff:
-                    layers.unpack(reader.raw, desc, diff, diff_id=diff_id)
+                    layers.unpack(
+                        reader.raw, desc, diff, diff_id=diff_id, userxattr=self.store.userxattr
+                    )
             finally:
                 reader.raw.close()
 
-    def _pack(self, tree: Path, scratch: Path) -> tuple[Descriptor, str]:
+    def _pack(self, tree: Path, owners: layers.OwnerMap | None) -> tuple[Descriptor, str]:
         fd, temp = tempfile.mkstemp(prefix=".build-", dir=self.store.blobs)
         try:
             with os.fdopen(fd, "wb") as out:
-                packed = layers.pack(tree, out)
+                packed = layers.pack(tree, out, owners=owners)
             self.store.adopt(Path(temp), packed.desc)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
@@ -299,7 +307,11 @@ class Builder:
             )
         return dest
 
-    def _copy(self, state: BuildState, inst: kitfile.Instruction, tree: Path) -> None:
+    def _copy(
+        self, state: BuildState, inst: kitfile.Instruction, tree: Path
+    ) -> layers.OwnerMap | None:
+        """Put COPY/ADD's files in ``tree``; return how to record their owners (None: as on
+        disk, where root gave them their owners; rootless: one owner for all)."""
         sources = self._sources(inst)
         dest = self._dest(state, inst)
         owner = None
@@ -328,13 +340,24 @@ class Builder:
                     root.symlink(os.readlink(source), target)
                 else:
                     shutil.copy2(source, tree / target.strip("/"), follow_symlinks=False)
+        if not host_root():
+            # An ordinary user cannot give files away: every file here is theirs, and the
+            # layer records them as root's (the user is root in their containers) or --chown's.
+            forced = owner if owner is not None else (0, 0)
+            return lambda _uid, _gid: forced
         if owner is not None:
             for path in [tree, *tree.rglob("*")]:
                 if path != tree:
                     os.lchown(path, owner[0], owner[1])
+        return None
 
-    def _run(self, state: BuildState, inst: kitfile.Instruction, scratch: Path) -> Path:
+    def _run(
+        self, state: BuildState, inst: kitfile.Instruction, scratch: Path
+    ) -> tuple[Path, layers.OwnerMap | None]:
+        """Run a RUN step in a container; return its upper directory (the new layer's files)
+        and how to record their owners."""
         from kit.runtime.defaults import default_spec
+        from kit.security import userns
         from kit.spec import OverlaySpec
 
         upper, work, merged = scratch / "upper", scratch / "work", scratch / "merged"
@@ -357,7 +380,12 @@ class Builder:
         if run.get("User"):
             uid, gid = lookup_user(lowers, str(run["User"]))
             spec.process.user.uid, spec.process.user.gid = uid, gid
-        spec.kit.overlay = OverlaySpec(lowers=lowers, upper=str(upper), work=str(work))
+        userxattr = self.store.userxattr
+        if not host_root():
+            userns.enable(spec)  # rootless: the only way to get the other namespaces
+        spec.kit.overlay = OverlaySpec(
+            lowers=lowers, upper=str(upper), work=str(work), userxattr=userxattr
+        )
         capture = self.output_fd is None
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # a build step reads no input
         try:
@@ -380,7 +408,7 @@ class Builder:
                 f"RUN {inst.text} exited with status {status.code}",
                 "fix the command (its output is above)",
             )
-        return upper
+        return upper, userns.container_ids(spec)
 
     def _start(self, spec: Any, stdin: int, capture: bool) -> Any:
         from kit.runtime.launcher import ContainerProcess

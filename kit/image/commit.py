@@ -3,7 +3,8 @@
 The upper directory of a container's overlay already is a layer in overlayfs's form: new and
 changed files, whiteouts for deletions, opaque marks for replaced directories. Committing
 packs it as a tar exactly like a build step does, on top of the image the container came
-from, so ``kit run NEW`` sees what the container saw.
+from, so ``kit run NEW`` sees what the container saw. A container that ran in a user
+namespace wrote its files with host ids; the layer records the ids it had inside.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from kit.image import layer as layers
 from kit.image import reference as references
 from kit.image.container import find_container, image_record, writable_layer
 from kit.image.documents import Descriptor
@@ -35,12 +37,22 @@ def changes(container: str) -> list[Change]:
     return container_diff(writable_layer(found.id).upper, image.layer_dirs())
 
 
+def _owners(container_id: str) -> layers.OwnerMap | None:
+    """host -> container ids for the container's files (None: no user namespace)."""
+    from kit.errors import KitError
+    from kit.runtime import state
+    from kit.security.userns import container_ids
+
+    try:
+        return container_ids(state.load_spec(container_id))
+    except KitError:
+        return None
+
+
 def commit(container: str, name: str, *, message: str = "") -> Image:
     """Pack the container's writable layer onto its image; tag the result ``name``."""
     import os
     import tempfile
-
-    from kit.image import layer as layers
 
     found = find_container(container)
     store = Store().init()
@@ -49,7 +61,7 @@ def commit(container: str, name: str, *, message: str = "") -> Image:
     fd, temp = tempfile.mkstemp(prefix=".commit-", dir=store.blobs)
     try:
         with os.fdopen(fd, "wb") as out:
-            packed = layers.pack(upper, out)
+            packed = layers.pack(upper, out, owners=_owners(found.id))
         store.adopt(Path(temp), packed.desc)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kit.errors import KitError
 from kit.image.image import Image
+from kit.image.store import remove_tree
 from kit.overlay import MAX_LAYERS
 from kit.runtime import state
 from kit.spec import OverlaySpec, Spec
@@ -58,11 +58,21 @@ def writable_layer(container_id: str) -> WritableLayer:
     return WritableLayer(state.container_dir(container_id))
 
 
-def create_writable_layer(container_id: str, image: Image, *, workdir: str = "/") -> OverlaySpec:
+def create_writable_layer(
+    container_id: str,
+    image: Image,
+    *,
+    workdir: str = "/",
+    owner: tuple[int, int] | None = None,
+) -> OverlaySpec:
     """Make the container's upper/work/merged directories; return the overlay to mount.
 
     A working directory the image lacks is created in the writable layer (as Docker does).
+    ``owner``: the host uid and gid of the container's root when it runs in a user namespace
+    (see :func:`kit.security.userns.root_on_host`); the upper directory and what kit puts in
+    it belong to them, so the container's root may create files in its own ``/``.
     """
+    userxattr = image.store.userxattr  # also refuses another kind of user's store
     layer = writable_layer(container_id)
     layer.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     for directory in (layer.upper, layer.work, layer.merged):
@@ -77,16 +87,27 @@ def create_writable_layer(container_id: str, image: Image, *, workdir: str = "/"
     lowers = image.lower_dirs()
     if len(lowers) < MAX_LAYERS:  # overlay stacks 500 lowers at most: the init layer is extra
         lowers = [str(image.store.init_layer()), *lowers]
+    made = [layer.upper]
     if workdir.strip("/") and find_in_layers(lowers, workdir) is None:
-        (layer.upper / workdir.strip("/")).mkdir(mode=0o755, parents=True, exist_ok=True)
-    return OverlaySpec(lowers=lowers, upper=str(layer.upper), work=str(layer.work))
+        path = layer.upper
+        for part in workdir.strip("/").split("/"):
+            path = path / part
+            if not path.exists():
+                path.mkdir(mode=0o755)
+                made.append(path)
+    if owner is not None and owner != (os.geteuid(), os.getegid()):
+        for path in made:
+            os.lchown(path, *owner)
+    return OverlaySpec(
+        lowers=lowers, upper=str(layer.upper), work=str(layer.work), userxattr=userxattr
+    )
 
 
 def remove_writable_layer(container_id: str) -> None:
     """Delete the container's writable layer (its changes); the image's layers stay."""
     layer = writable_layer(container_id)
     for directory in (layer.upper, layer.work, layer.merged):
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_tree(directory)
     layer.record.unlink(missing_ok=True)
 
 

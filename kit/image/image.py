@@ -67,10 +67,16 @@ class Image:
     def is_unpacked(self) -> bool:
         return all(self.store.has_layer(chain) for chain in self.chain_ids)
 
-    def unpack(self, progress: Progress | None = None, *, userxattr: bool = False) -> None:
-        """Unpack every layer that is not in the store yet (bottom up; shared ones are reused)."""
+    def unpack(self, progress: Progress | None = None, *, userxattr: bool | None = None) -> None:
+        """Unpack every layer that is not in the store yet (bottom up; shared ones are reused).
+
+        Opaque directories get the marks of the store's owner (``userxattr`` defaults to
+        :attr:`Store.userxattr`: ``user.overlay.opaque`` in a rootless user's store).
+        """
         from kit.image.layer import unpack
 
+        if userxattr is None:
+            userxattr = self.store.userxattr  # also refuses another kind of user's store
         total = len(self.chain_ids)
         for i, (layer, chain, diff_id) in enumerate(
             zip(self.manifest.layers, self.chain_ids, self.config.diff_ids, strict=True)
@@ -83,7 +89,14 @@ class Image:
             reader = self.store.open_blob(layer, what=what)
             try:
                 with self.store.new_layer(chain) as diff:
-                    unpack(reader.raw, layer, diff, diff_id=diff_id, userxattr=userxattr, what=what)
+                    unpack(
+                        reader.raw,
+                        layer,
+                        diff,
+                        diff_id=diff_id,
+                        userxattr=bool(userxattr),
+                        what=what,
+                    )
             finally:
                 reader.raw.close()
         if progress:

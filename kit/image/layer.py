@@ -10,6 +10,11 @@ not root). A layer-specific hook on top of it:
 * refuses a path that appears twice (a layer that says two things about one file is
   ambiguous, and a classic trick to smuggle content past a scanner).
 
+Unpacked by an ordinary user (rootless kit), a layer's files all belong to that user (who is
+root inside their containers), opaque directories get ``user.overlay.opaque`` instead, and
+extended attributes only root may set (``security.capability``, ``trusted.*``) are left out
+and counted; whiteouts are the same character devices 0/0 (unprivileged since Linux 5.8).
+
 Everything is written into a staging directory that becomes the layer only when both digests
 match, so a bad layer leaves nothing in the store.
 
@@ -25,6 +30,7 @@ import os
 import stat
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -34,20 +40,25 @@ from kit.errors import KitError
 from kit.image import media
 from kit.image.digest import HashingReader
 from kit.image.documents import Descriptor
+from kit.security.userns import host_root
 
 
 class _LayerHook:
     """The ``on_member`` hook of tarsafe for image layers (whiteouts, duplicates)."""
 
-    def __init__(self, userxattr: bool, what: str) -> None:
+    def __init__(self, userxattr: bool, what: str, *, privileged: bool = True) -> None:
         self.userxattr = userxattr
         self.what = what
+        self.privileged = privileged
         self.seen: set[tuple[str, ...]] = set()  # paths this layer created
         self.whited: set[tuple[str, ...]] = set()  # paths this layer whited out
         self.whiteouts = 0
         self.opaques = 0
+        self.dropped_xattrs = 0
 
     def __call__(self, member: tarfile.TarInfo, job: tarsafe.Extraction) -> tarfile.TarInfo | None:
+        if not self.privileged:
+            self._drop_privileged_xattrs(member)
         parts = job.policy.parts(member.name)
         if parts:
             if parts in self.seen:
@@ -81,6 +92,14 @@ class _LayerHook:
             return None
         return member
 
+    def _drop_privileged_xattrs(self, member: tarfile.TarInfo) -> None:
+        """Leave out xattrs an ordinary user may not set: only ``user.*`` is theirs."""
+        for key in list(member.pax_headers):
+            for prefix in ("SCHILY.xattr.", "LIBARCHIVE.xattr."):
+                if key.startswith(prefix) and not key[len(prefix) :].startswith("user."):
+                    del member.pax_headers[key]
+                    self.dropped_xattrs += 1
+
 
 @dataclass
 class UnpackReport:
@@ -91,6 +110,8 @@ class UnpackReport:
     bytes: int
     whiteouts: int
     opaques: int
+    #: Extended attributes left out because only root may set them (rootless unpacking).
+    dropped_xattrs: int = 0
 
 
 def unpack(
@@ -117,12 +138,13 @@ def unpack(
     else:
         inner_reader = outer
     inner = _EndMarker(inner_reader)  # type: ignore[assignment]
-    hook = _LayerHook(userxattr, what)
+    privileged = host_root()  # root of the host: owners, devices and every xattr kept
+    hook = _LayerHook(userxattr, what, privileged=privileged)
     try:
         report = tarsafe.extract(
             inner,
             dest,
-            allow_devices=os.geteuid() == 0,
+            allow_devices=privileged,
             on_member=hook,
             validate_first=False,
         )
@@ -148,7 +170,9 @@ def unpack(
             cause="the config and the layer do not belong together",
             fix="fetch or import the image again from a source you trust",
         )
-    return UnpackReport(actual_diff, report.files, report.bytes, hook.whiteouts, hook.opaques)
+    return UnpackReport(
+        actual_diff, report.files, report.bytes, hook.whiteouts, hook.opaques, hook.dropped_xattrs
+    )
 
 
 class _EndMarker:
@@ -220,19 +244,31 @@ class PackResult:
     diff_id: str
 
 
+#: Turns the owner of a file on disk into the owner the layer records: ``(uid, gid) ->
+#: (uid, gid)``. A container in a user namespace writes its files with host ids (its root is
+#: the invoking user, nobody, or a subordinate uid); the image must say what it saw inside.
+OwnerMap = Callable[[int, int], tuple[int, int]]
+
+
 def pack(
-    source: Path, out: BinaryIO, *, compress: bool = True, userxattr: bool | None = None
+    source: Path,
+    out: BinaryIO,
+    *,
+    compress: bool = True,
+    userxattr: bool | None = None,
+    owners: OwnerMap | None = None,
 ) -> PackResult:
     """Write the overlay-form directory ``source`` as a layer tar (gzip unless told) to ``out``.
 
     Deterministic: entries sorted by name, the gzip header without a timestamp, so the same
-    tree gives the same digests (what makes a build cache hit reproducible).
+    tree gives the same digests (what makes a build cache hit reproducible). ``owners``
+    translates the owners found on disk (see :data:`OwnerMap`); by default they are kept.
     """
     blob_hash = _HashingWriter(out)
     gz = gzip.GzipFile(fileobj=blob_hash, mode="wb", compresslevel=6, mtime=0) if compress else None  # type: ignore[arg-type]
     tar_hash = _HashingWriter(gz if gz is not None else blob_hash)  # type: ignore[arg-type]
     with tarfile.open(fileobj=tar_hash, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
-        _add_tree(tar, source, userxattr)
+        _add_tree(tar, source, userxattr, owners)
     if gz is not None:
         gz.close()
     kind = media.OCI_LAYER_GZIP if compress else media.OCI_LAYER
@@ -256,7 +292,9 @@ def _xattrs(path: str) -> dict[str, str]:
     return out
 
 
-def _add_tree(tar: tarfile.TarFile, source: Path, userxattr: bool | None) -> None:
+def _add_tree(
+    tar: tarfile.TarFile, source: Path, userxattr: bool | None, owners: OwnerMap | None
+) -> None:
     links: dict[tuple[int, int], str] = {}
     stack: list[str] = [""]
     while stack:
@@ -279,6 +317,8 @@ def _add_tree(tar: tarfile.TarFile, source: Path, userxattr: bool | None) -> Non
                 tar.addfile(info)
                 continue
             info = _info(path_rel, full, st, links)
+            if owners is not None:
+                info.uid, info.gid = owners(st.st_uid, st.st_gid)
             info.pax_headers = _xattrs(full)
             if info.isreg():
                 with open(full, "rb") as handle:

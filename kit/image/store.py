@@ -12,6 +12,15 @@
         link                    its short name, for mounts with many layers
     KIT_ROOT/layers/l/SHORT     -> ../CHAINHEX/diff
 
+**A store belongs to one user.** Root's layers keep their files' owners and mark opaque
+directories with ``trusted.overlay.opaque``. An ordinary user (rootless kit, in
+``$XDG_DATA_HOME/kit``) may set neither: their layers' files all belong to them (the
+container's root, once inside their user namespace) and opaque directories carry
+``user.overlay.opaque``, the mark overlayfs reads when mounted with ``userxattr`` in a user
+namespace. Whiteouts are the same for both (character devices 0/0: the kernel lets anyone
+create those since Linux 5.8). The owner of ``layers/`` says whose store it is; used by
+anyone else, it is refused with the reason (:meth:`Store.overlay_xattrs`).
+
 Blobs are written to a temporary file while hashing and renamed into place only when the
 digest matches: a blob file always holds exactly the bytes its name promises. Reads check
 again (:meth:`Store.read_blob`, :meth:`Store.open_blob`), so a corrupted store is noticed,
@@ -25,6 +34,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +53,7 @@ from kit.image.documents import (
     canonical,
     parse_json,
 )
+from kit.security.userns import host_root
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 #: What the init layer holds: mount points of the kernel filesystems and of the /etc files
@@ -77,6 +88,7 @@ class Store:
                 _write_atomic(self.root / "oci-layout", json.dumps(LAYOUT_VERSION).encode())
             if not (self.root / "index.json").exists():
                 _write_atomic(self.root / "index.json", canonical(Index([]).to_dict()))
+        self.overlay_xattrs()  # a new store is its creator's: record whose marks it holds
         return self
 
     @contextlib.contextmanager
@@ -224,6 +236,58 @@ class Store:
             self._write_index(index)
         return removed
 
+    # --- whose layers ----------------------------------------------------------------------
+
+    def overlay_xattrs(self) -> str:
+        """``"trusted"`` or ``"user"``: how this store's layers mark opaque directories.
+
+        A store is its owner's (the owner of ``layers/``): host root's layers use
+        ``trusted``, an ordinary user's ``user`` (see the module docstring). Used by anyone
+        else, it is refused: its marks would be wrong for their overlays.
+        """
+        paths.ensure(self.layers, 0o755)
+        owner = os.stat(self.layers).st_uid
+        recorded = "trusted" if owner == 0 else "user"
+        if host_root() != (owner == 0) or (owner != 0 and owner != os.geteuid()):
+            raise self._mismatch(recorded, owner)
+        return recorded
+
+    @property
+    def userxattr(self) -> bool:
+        """Whether overlays of these layers need ``userxattr`` (a rootless user's store)."""
+        return self.overlay_xattrs() == "user"
+
+    def _mismatch(self, recorded: str, owner: int) -> KitError:
+        base = self.root.parent
+        if recorded == "trusted":
+            return KitError(
+                f"the image store in {base} is root's: its layers mark opaque directories "
+                "with trusted.overlay.opaque",
+                cause="an ordinary user can neither set nor read trusted.* attributes, and "
+                "overlayfs mounted in a user namespace (rootless mode) reads user.overlay.* "
+                "marks instead, so those directories would show files they should hide",
+                fix="use a store of your own: unset KIT_ROOT and drop --root (rootless kit keeps "
+                "its images in $XDG_DATA_HOME/kit), then pull, import or build the image "
+                "there; or run kit as root",
+            )
+        if host_root():
+            return KitError(
+                f"the image store in {base} belongs to an ordinary user (uid {owner}): its "
+                "layers mark opaque directories with user.overlay.opaque",
+                cause="root mounts overlays that read trusted.overlay.* marks, so those "
+                "directories would show files they should hide, and root would write "
+                "root-owned files into that user's store",
+                fix="run kit as that user, or use root's own store (unset KIT_ROOT and drop "
+                "--root) and pull, import or build the image there",
+            )
+        return KitError(
+            f"the image store in {base} belongs to uid {owner}, not to you (uid {os.geteuid()})",
+            cause="a rootless store's files all belong to its user, who is root in their "
+            "containers; in anyone else's containers they would belong to nobody",
+            fix="use a store of your own: unset KIT_ROOT and drop --root (rootless kit keeps "
+            "its images in $XDG_DATA_HOME/kit)",
+        )
+
     # --- unpacked layers -------------------------------------------------------------------
 
     def layer_path(self, chain_id: str) -> Path:
@@ -249,6 +313,7 @@ class Store:
         meanwhile, ours is discarded: same chain id, same content.
         """
         paths.ensure(self.links, 0o755)
+        self.overlay_xattrs()  # refuse to add a layer to another kind of user's store
         staging = Path(tempfile.mkdtemp(prefix=".new-", dir=self.layers))
         try:
             diff = staging / "diff"
@@ -257,16 +322,16 @@ class Store:
             with self.lock():
                 final = self.layer_path(chain_id)
                 if (final / "link").is_file():
-                    shutil.rmtree(staging)
+                    remove_tree(staging)
                     return
                 if final.exists():  # a half-made layer from a killed kit: replace it
-                    shutil.rmtree(final)
+                    remove_tree(final)
                 link = self._new_link()
                 (staging / "link").write_text(link)
                 os.rename(staging, final)
                 os.symlink(f"../{final.name}/diff", self.links / link)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
             raise
 
     def _new_link(self) -> str:
@@ -284,6 +349,7 @@ class Store:
         writable layer, so ``kit diff`` and ``kit commit`` never see them.
         """
         final = self.layers / "init" / "diff"
+        self.overlay_xattrs()  # every container and build step comes here: check the owner
         if all((final / name).exists() for name in (*INIT_DIRS, *INIT_FILES)):
             return final
         paths.ensure(self.layers / "init", 0o755)
@@ -308,7 +374,7 @@ class Store:
         final = self.layer_path(chain_id)
         with contextlib.suppress(OSError):
             os.unlink(self.links / self.link_name(chain_id))
-        shutil.rmtree(final, ignore_errors=True)
+        remove_tree(final)
 
     # --- garbage collection ----------------------------------------------------------------
 
@@ -341,9 +407,38 @@ class Store:
                     if link.is_file():
                         with contextlib.suppress(OSError):
                             os.unlink(self.links / link.read_text().strip())
-                    shutil.rmtree(layer, ignore_errors=True)
+                    remove_tree(layer)
                     removed_layers += 1
         return removed_blobs, removed_layers
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Remove a directory tree kit made (a layer, a writable layer), whatever its modes.
+
+    Root may delete anything. An ordinary user cannot list a directory without read and
+    search permission, nor delete in one without write permission, and image layers hold
+    such directories (0555 is common), as does overlayfs's ``work/work`` (mode 000). In
+    rootless mode the user owns them all, so kit gives itself those permissions back first.
+    """
+    if os.geteuid() != 0:
+        _make_removable(Path(path))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _make_removable(top: Path) -> None:
+    stack = [str(top)]
+    while stack:
+        directory = stack.pop()
+        try:
+            st = os.lstat(directory)
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            if st.st_mode & 0o700 != 0o700:
+                os.chmod(directory, stat.S_IMODE(st.st_mode) | 0o700)
+            with os.scandir(directory) as entries:
+                stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            continue  # not ours (another owner) or gone: rmtree reports nothing either way
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

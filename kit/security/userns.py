@@ -382,16 +382,188 @@ ROOTFS_STAGING = "/tmp"
 
 def pin_rootfs(spec: Spec) -> None:
     """In the init parent: open the root filesystem directory (see :func:`pin_bind_sources`:
-    a 0700 directory on the way, like kit's own data directory, is no obstacle then)."""
+    a 0700 directory on the way, like kit's own data directory, is no obstacle then), or
+    build an image's overlay (see :func:`pin_overlay`)."""
     from kit.linux import newmount
 
     if spec.kit.overlay is not None:
-        return  # an image's overlay is mounted from its layer paths by the rootfs stage
+        pin_overlay(spec)
+        return
     flags = newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC | newmount.AT_RECURSIVE
     root = os.path.abspath(spec.root.path)
     # Missing or not a directory: the rootfs stage says so.
     with contextlib.suppress(KitError):
         _ROOTFS.append(newmount.open_tree(newmount.AT_FDCWD, root, flags))
+
+
+def host_root() -> bool:
+    """Whether this process is root of the *initial* user namespace (real root on the host).
+
+    Only then can it mount overlayfs with ``trusted.*`` marks and make idmapped mounts of an
+    ordinary disk. uid 0 in some user namespace (``unshare --map-root-user``) is not.
+    """
+    if os.geteuid() != 0:
+        return False
+    try:
+        first = read_text("/proc/self/uid_map").split()
+    except OSError:
+        return True  # no /proc: assume the plain case
+    return first[:3] == ["0", "0", "4294967295"]
+
+
+def pin_overlay(spec: Spec) -> None:
+    """In the init parent, as host root: build the image's overlay before the container's user
+    namespace exists, detached, for the container process to attach (:func:`attach_rootfs`).
+
+    Why here and not in the rootfs stage: inside the namespace, the container's root is an
+    ordinary user on the host (nobody, or a subordinate uid) who can reach neither kit's
+    private data directory, where the layers are, nor the trusted.* marks of root's layers
+    (whiteouts work for anyone; opaque directories are ``trusted.overlay.opaque``). Mounted
+    here, the overlay runs every lookup and copy-up with the mounter's credentials: host
+    root's. Permission checks for the container's own accesses still use its ids.
+
+    With ``overlay.idmap`` (the default) the lower layers are idmapped through a namespace
+    with the container's maps, so the image's root-owned files belong to the container's
+    root (see :func:`kit.overlay.detached_overlay`); without it they would belong to an
+    unmapped id inside (shown as nobody) and root in the container could change none of
+    them. Rootless kit never gets here: an ordinary user can neither idmap an ext4 mount
+    nor mount overlayfs outside a user namespace, so the rootfs stage mounts the overlay
+    inside, with ``userxattr``, on layers the user owns.
+    """
+    from kit import overlay
+
+    layers = spec.kit.overlay
+    if layers is None or not host_root():
+        return
+    userns_fd = namespace_with_maps(spec) if layers.idmap else None
+    try:
+        if userns_fd is not None and not _can_idmap(layers.lowers[0], userns_fd):
+            os.close(userns_fd)
+            userns_fd = None
+        fd = overlay.detached_overlay(
+            layers.lowers,
+            layers.upper,
+            layers.work,
+            userxattr=layers.userxattr,
+            idmap_userns=userns_fd,
+        )
+    finally:
+        if userns_fd is not None:
+            os.close(userns_fd)
+    _ROOTFS.append(fd)
+
+
+def _can_idmap(path: str, userns_fd: int) -> bool:
+    """Whether the filesystem holding ``path`` accepts idmapped mounts (ext4, xfs, btrfs,
+    tmpfs since 6.3 do; some network filesystems do not): if not, say so and go on without."""
+    from kit import overlay
+
+    try:
+        os.close(overlay.idmapped(path, userns_fd))
+    except KitError as error:
+        tracer().info(
+            f"the image's layers cannot be idmapped here ({error}); the container's root "
+            "will see them owned by an unmapped id (nobody) and can change none of them",
+            errno=error.errno,
+        )
+        return False
+    return True
+
+
+def namespace_with_maps(spec: Spec) -> int:
+    """A new user namespace with the container's id maps; returns an fd that keeps it alive.
+
+    An idmapped mount takes its map from a user namespace, and the container's own does not
+    exist yet (the init parent creates it with clone(2) later). A short-lived helper child
+    unshares one, the parent writes the same maps into it, opens ``/proc/CHILD/ns/user`` and
+    lets the child go: the namespace lives on as long as the fd is open.
+    """
+    from kit.linux.flags import CLONE_NEWUSER
+    from kit.linux.namespaces import unshare
+
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    tracer().info("a helper process makes a user namespace with the container's id maps")
+    pid = os.fork()
+    if pid == 0:  # the helper: make the namespace, wait until the parent has opened it
+        code = 1
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            unshare(CLONE_NEWUSER)
+            os.write(ready_w, b"u")
+            os.read(go_r, 1)  # end-of-file when the parent is done (or died)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) != b"u":
+            raise KitError(
+                "could not create a user namespace for the idmapped layers",
+                cause="the helper process failed to unshare(CLONE_NEWUSER) (see the trace)",
+                fix="`kit doctor` checks user namespaces on this host",
+            )
+        note = "the helper's maps: the same as the container's"
+        write_text(f"/proc/{pid}/uid_map", _map_text(spec.linux.uid_mappings), note=note)
+        write_text(f"/proc/{pid}/gid_map", _map_text(spec.linux.gid_mappings))
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+        os.waitpid(pid, 0)
+
+
+def root_on_host(spec: Spec) -> tuple[int, int] | None:
+    """The host uid and gid of the container's root, or None without a new user namespace.
+
+    Files the container creates in its writable layer belong to these ids on the host, so
+    the writable layer's own top directory must too, or the container's root could not
+    create anything in ``/`` (its top directory is the upper directory's).
+    """
+    if not creates_user_namespace(spec):
+        return None
+
+    def host(mappings: list[IdMapping]) -> int:
+        for m in mappings:
+            if m.container_id <= 0 < m.container_id + m.size:
+                return m.host_id - m.container_id
+        return NOBODY
+
+    return host(spec.linux.uid_mappings), host(spec.linux.gid_mappings)
+
+
+def container_ids(spec: Spec) -> IdTranslation | None:
+    """host -> container id translation for files written through the container's user
+    namespace (its writable layer), or None when there is none (ids are the same)."""
+    if not creates_user_namespace(spec):
+        return None
+    return IdTranslation(spec.linux.uid_mappings, spec.linux.gid_mappings)
+
+
+@dataclass(frozen=True)
+class IdTranslation:
+    """Turn host ids back into container ids through a container's maps.
+
+    A file that the container's root created is owned by its host uid (the invoking user in
+    rootless mode, nobody or a subordinate uid for root's containers); an image layer must
+    record it as uid 0, as the container saw it. Host ids outside the map (they cannot come
+    from inside) stay as they are.
+    """
+
+    uids: list[IdMapping]
+    gids: list[IdMapping]
+
+    @staticmethod
+    def _back(mappings: list[IdMapping], host_id: int) -> int:
+        for m in mappings:
+            if m.host_id <= host_id < m.host_id + m.size:
+                return m.container_id + host_id - m.host_id
+        return host_id
+
+    def __call__(self, uid: int, gid: int) -> tuple[int, int]:
+        return self._back(self.uids, uid), self._back(self.gids, gid)
 
 
 def attach_rootfs(ctx: InitContext) -> bool:
@@ -402,12 +574,13 @@ def attach_rootfs(ctx: InitContext) -> bool:
     if not _ROOTFS:
         return False
     fd = _ROOTFS.pop()
-    newmount.attach(
-        fd,
-        ROOTFS_STAGING,
-        note=f"the root filesystem {ctx.rootfs}, opened by the init parent, attached over "
-        f"{ROOTFS_STAGING} in this mount namespace only",
+    what = (
+        "the image's overlay, built by the init parent,"
+        if ctx.spec.kit.overlay is not None
+        else f"the root filesystem {ctx.rootfs}, opened by the init parent,"
     )
+    where = f"attached over {ROOTFS_STAGING} in this mount namespace only"
+    newmount.attach(fd, ROOTFS_STAGING, note=f"{what} {where}")
     os.close(fd)
     ctx.rootfs = ROOTFS_STAGING
     return True

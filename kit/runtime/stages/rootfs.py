@@ -9,6 +9,16 @@ layers, read-only, stacked under the container's own writable layer (see :mod:`k
 It is mounted here, inside the container's new mount namespace, so the host's mount table
 never shows it, and it disappears with the namespace when the container ends: nothing to
 unmount, nothing to leak. An overlay mount is a mount point already, no bind needed.
+
+With a user namespace there are two cases:
+
+* **root asked for it** (``kit run --userns IMAGE``): the init parent already built the overlay
+  with host privileges, detached, its layers idmapped so the image's root-owned files belong
+  to the container's root (:func:`kit.security.userns.pin_overlay`); this stage attaches it.
+* **rootless** (kit run by an ordinary user): nobody outside may mount overlayfs, so it is
+  mounted here, by root of the container's user namespace, with ``userxattr``: overlayfs
+  then reads and writes its marks as ``user.overlay.*``, the only xattrs an unprivileged
+  mounter may touch, on layers the user unpacked and owns.
 """
 
 from __future__ import annotations
@@ -35,7 +45,8 @@ def run(ctx: InitContext) -> None:
     if layers is not None:
         from kit import overlay
 
-        # Inside a user namespace overlayfs may only keep its marks in user.* xattrs.
+        # Mounted inside a user namespace (rootless), overlayfs may only keep its marks in
+        # user.* xattrs: that is what userxattr says.
         userxattr = layers.userxattr or ctx.spec.has_namespace("user")
         overlay.mount_overlay(
             ctx.rootfs, layers.lowers, layers.upper, layers.work, userxattr=userxattr
