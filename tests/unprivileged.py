@@ -78,9 +78,10 @@ class Unprivileged:
             "PYTHONPATH": str(REPO),
         }
 
-    def command(self, *kit_args: str) -> list[str]:
-        """The argv that runs ``kit KIT_ARGS`` as uid and gid 65534."""
-        env = [f"{k}={v}" for k, v in self.env().items()]
+    def command(self, *kit_args: str, env_extra: dict[str, str] | None = None) -> list[str]:
+        """The argv that runs ``kit KIT_ARGS`` as uid and gid 65534 (``env_extra``: more
+        variables, e.g. a KIT_ROOT)."""
+        env = [f"{k}={v}" for k, v in {**self.env(), **(env_extra or {})}.items()]
         return [
             "setpriv",
             f"--reuid={NOBODY}",
@@ -96,11 +97,18 @@ class Unprivileged:
             *kit_args,
         ]
 
-    def kit(self, *kit_args: str, prefix: tuple[str, ...] = (), **kwargs: Any):  # type: ignore[no-untyped-def]
+    def kit(  # type: ignore[no-untyped-def]
+        self,
+        *kit_args: str,
+        prefix: tuple[str, ...] = (),
+        env_extra: dict[str, str] | None = None,
+        **kwargs: Any,
+    ):
         """Run ``kit KIT_ARGS`` as nobody; ``prefix`` wraps it (e.g. ``unshare -m ...``)."""
         options: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120}
         options.update(kwargs)
-        return subprocess.run([*prefix, *self.command(*kit_args)], check=False, cwd="/", **options)
+        argv = [*prefix, *self.command(*kit_args, env_extra=env_extra)]
+        return subprocess.run(argv, check=False, cwd="/", **options)
 
 
 @contextmanager
