@@ -191,6 +191,9 @@ def test_rootless_import_and_run_show_what_umoci_and_root_show(
     paths = {line.split("|")[0] for line in ours}
     assert "./etc/removed" not in paths and "./opt/keep" not in paths and "./opt/new" in paths
 
+    # --rm left nothing of the container (overlayfs's mode-000 work/work included).
+    assert containers(user.runtime_dir / "kit") == []
+
     assert kit_command("import", str(umoci_image), "um:base").returncode == 0
     as_root = kit_command("run", "--rm", "um:base", "sh", "-c", LISTING)
     assert as_root.returncode == 0, as_root.stderr

@@ -41,7 +41,8 @@ from kit.image.container import find_in_layers, lookup_user
 from kit.image.digest import chain_ids
 from kit.image.documents import Descriptor
 from kit.image.image import Image, new_config, resolve, write_image
-from kit.image.store import Store, remove_tree
+from kit.image.store import Store
+from kit.removal import remove_tree
 from kit.security.userns import host_root
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from kit.errors import KitError
 from kit.image.image import Image
-from kit.image.store import remove_tree
 from kit.overlay import MAX_LAYERS
+from kit.removal import remove_tree
 from kit.runtime import state
 from kit.spec import OverlaySpec, Spec
 

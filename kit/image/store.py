@@ -34,7 +34,6 @@ import fcntl
 import json
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +52,7 @@ from kit.image.documents import (
     canonical,
     parse_json,
 )
+from kit.removal import remove_tree
 from kit.security.userns import host_root
 
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -410,35 +410,6 @@ class Store:
                     remove_tree(layer)
                     removed_layers += 1
         return removed_blobs, removed_layers
-
-
-def remove_tree(path: str | os.PathLike[str]) -> None:
-    """Remove a directory tree kit made (a layer, a writable layer), whatever its modes.
-
-    Root may delete anything. An ordinary user cannot list a directory without read and
-    search permission, nor delete in one without write permission, and image layers hold
-    such directories (0555 is common), as does overlayfs's ``work/work`` (mode 000). In
-    rootless mode the user owns them all, so kit gives itself those permissions back first.
-    """
-    if os.geteuid() != 0:
-        _make_removable(Path(path))
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _make_removable(top: Path) -> None:
-    stack = [str(top)]
-    while stack:
-        directory = stack.pop()
-        try:
-            st = os.lstat(directory)
-            if not stat.S_ISDIR(st.st_mode):
-                continue
-            if st.st_mode & 0o700 != 0o700:
-                os.chmod(directory, stat.S_IMODE(st.st_mode) | 0o700)
-            with os.scandir(directory) as entries:
-                stack += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            continue  # not ours (another owner) or gone: rmtree reports nothing either way
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

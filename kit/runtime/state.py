@@ -28,7 +28,6 @@ import dataclasses
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -306,4 +305,8 @@ def live_status(state: ContainerState) -> str:
 
 def remove(container_id: str) -> None:
     """Delete the container's record (and anything else in its directory)."""
-    shutil.rmtree(container_dir(container_id), ignore_errors=True)
+    from kit.removal import remove_tree
+
+    # Not shutil.rmtree alone: a rootless image container's directory holds overlayfs's
+    # work/work, mode 000, which its user must first be allowed to open.
+    remove_tree(container_dir(container_id))
