@@ -536,3 +536,42 @@ def test_id_translation_back_to_container_ids() -> None:
     assert back(300000, 1000) == (1, 0)
     assert back(301000, 5) == (1001, 5)  # gid 5 outside the gid map stays as it is
     assert userns.container_ids(default_spec(["true"], "/")) is None  # no user namespace
+
+
+# --- rootless with subordinate ids ---------------------------------------------------------------
+
+
+def test_rootless_rm_removes_files_of_subordinate_ids(
+    user: Unprivileged, umoci_image: Path
+) -> None:
+    if userns.helper("newuidmap") is None or userns.helper("newgidmap") is None:
+        pytest.skip("newuidmap/newgidmap (package uidmap) are not installed setuid")
+    # Give nobody subordinate ranges in a private mount namespace (see tests/test_userns.py).
+    subuid = user.base / f"subuid-{user.home.name}"
+    subuid.write_text("nobody:300000:65536\n")
+    subuid.chmod(0o644)
+    prefix = (
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'mount --bind {subuid} /etc/subuid && mount --bind {subuid} /etc/subgid && exec "$@"',
+        "sh",
+    )
+    rootless_import(user, umoci_image)
+    script = "mkdir -p /data/sub && echo f > /data/sub/f && busybox chown -R 1000:1000 /data"
+    made = user.kit("run", "--name", "sub", "um:base", "sh", "-c", script, prefix=prefix)
+    assert made.returncode == 0, made.stderr
+    (container,) = containers(user.runtime_dir / "kit")
+    data = container / "upper" / "data"
+    # Container uid 1000 is host uid 300999 (uid 1 is 300000): not the user's to touch.
+    assert os.stat(data / "sub").st_uid == 300999
+    as_user = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    plain = subprocess.run([*as_user, "rm", "-rf", str(data)], capture_output=True, check=False)
+    assert plain.returncode != 0 and (data / "sub" / "f").exists()
+    # kit rm removes them from inside a user namespace with the container's maps.
+    removed = user.kit("rm", "sub", prefix=prefix)
+    assert removed.returncode == 0, removed.stderr
+    assert not container.exists()

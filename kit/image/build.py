@@ -43,7 +43,9 @@ from kit.image.documents import Descriptor
 from kit.image.image import Image, new_config, resolve, write_image
 from kit.image.store import Store
 from kit.removal import remove_tree
+from kit.security import userns
 from kit.security.userns import host_root
+from kit.spec import Spec
 
 
 @dataclass
@@ -251,16 +253,20 @@ class Builder:
             except (KitError, ValueError, KeyError):
                 pass  # a damaged cache entry is a miss
         scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=self.store.layers))
+        spec: Spec | None = None
         try:
             tree = scratch / "tree"
             tree.mkdir(mode=0o755)
             if inst.keyword == "RUN":
-                tree, owners = self._run(state, inst, scratch)
+                spec = self._run_spec(state, inst, scratch)
+                tree = self._run(spec, inst, scratch)
+                owners = userns.container_ids(spec)  # host -> container ids (rootless)
             else:
                 owners = self._copy(state, inst, tree)
             desc, diff_id = self._pack(tree, owners)
         finally:
-            remove_tree(scratch)  # rootless: overlay's work/work (mode 000) included
+            # Rootless: overlay's work/work (mode 000), files of subordinate ids.
+            remove_tree(scratch, spec=spec)
         self._add_layer(state, desc, diff_id, inst)
         self.store.cache.mkdir(parents=True, exist_ok=True)
         temp = cache_file.with_suffix(".tmp")
@@ -352,13 +358,9 @@ class Builder:
                     os.lchown(path, owner[0], owner[1])
         return None
 
-    def _run(
-        self, state: BuildState, inst: kitfile.Instruction, scratch: Path
-    ) -> tuple[Path, layers.OwnerMap | None]:
-        """Run a RUN step in a container; return its upper directory (the new layer's files)
-        and how to record their owners."""
+    def _run_spec(self, state: BuildState, inst: kitfile.Instruction, scratch: Path) -> Spec:
+        """The container of a RUN step: the layers so far under an empty upper directory."""
         from kit.runtime.defaults import default_spec
-        from kit.security import userns
         from kit.spec import OverlaySpec
 
         upper, work, merged = scratch / "upper", scratch / "work", scratch / "merged"
@@ -387,6 +389,10 @@ class Builder:
         spec.kit.overlay = OverlaySpec(
             lowers=lowers, upper=str(upper), work=str(work), userxattr=userxattr
         )
+        return spec
+
+    def _run(self, spec: Spec, inst: kitfile.Instruction, scratch: Path) -> Path:
+        """Run a RUN step's container; return its upper directory (the new layer's files)."""
         capture = self.output_fd is None
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # a build step reads no input
         try:
@@ -409,7 +415,7 @@ class Builder:
                 f"RUN {inst.text} exited with status {status.code}",
                 "fix the command (its output is above)",
             )
-        return upper, userns.container_ids(spec)
+        return scratch / "upper"
 
     def _start(self, spec: Any, stdin: int, capture: bool) -> Any:
         from kit.runtime.launcher import ContainerProcess

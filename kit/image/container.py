@@ -17,6 +17,7 @@ into the container spec, the way ``docker run`` does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -106,8 +107,11 @@ def create_writable_layer(
 def remove_writable_layer(container_id: str) -> None:
     """Delete the container's writable layer (its changes); the image's layers stay."""
     layer = writable_layer(container_id)
+    spec = None
+    with contextlib.suppress(KitError):
+        spec = state.load_spec(container_id)  # whose ids its files may have (rootless)
     for directory in (layer.upper, layer.work, layer.merged):
-        remove_tree(directory)
+        remove_tree(directory, spec=spec)
     layer.record.unlink(missing_ok=True)
 
 

@@ -308,5 +308,8 @@ def remove(container_id: str) -> None:
     from kit.removal import remove_tree
 
     # Not shutil.rmtree alone: a rootless image container's directory holds overlayfs's
-    # work/work, mode 000, which its user must first be allowed to open.
-    remove_tree(container_dir(container_id))
+    # work/work, mode 000, and may hold files of its subordinate ids (see kit.removal).
+    spec = None
+    with contextlib.suppress(KitError):
+        spec = load_spec(container_id)
+    remove_tree(container_dir(container_id), spec=spec)

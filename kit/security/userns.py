@@ -34,6 +34,7 @@ import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -513,6 +514,55 @@ def namespace_with_maps(spec: Spec) -> int:
         os.close(ready_r)
         os.close(go_w)
         os.waitpid(pid, 0)
+
+
+def maps_other_ids(spec: Spec) -> bool:
+    """Whether the container's maps give it more host ids than the caller's own (subordinate
+    ranges, through newuidmap): files it made may then belong to ids the caller cannot touch."""
+    return creates_user_namespace(spec) and not _only_own_ids(spec)
+
+
+def in_mapped_namespace(spec: Spec, work: Callable[[], None]) -> None:
+    """Run ``work`` in a child process inside a new user namespace with the container's maps.
+
+    There the caller is root, with capabilities over every file whose owner the maps name:
+    an ordinary user can so remove the files a rootless container made as uid 1000 (uid
+    100999 on the host, say), which the user may not touch from outside.
+    """
+    from kit.linux.flags import CLONE_NEWUSER
+    from kit.linux.namespaces import unshare
+
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            unshare(CLONE_NEWUSER)
+            os.write(ready_w, b"u")
+            if os.read(go_r, 1) == b"m":  # the maps are written: we are root in here
+                work()
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) == b"u":
+            write_maps(pid, spec)
+            os.write(go_w, b"m")
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise KitError(
+            "could not work in a user namespace with the container's id maps",
+            cause="the helper process failed (user namespaces or newuidmap unavailable?)",
+            fix="`kit doctor` checks user namespaces and the uidmap helpers",
+        )
 
 
 def root_on_host(spec: Spec) -> tuple[int, int] | None:
