@@ -108,19 +108,24 @@ def _skip_set(view: RootView) -> frozenset[str]:
 
 def copy_out(record: ContainerState, source: str, dest: str) -> CopyStats:
     """``kit cp CONTAINER:SOURCE DEST``."""
-    parent, name, contents_only = _split(source)
     with open_root(record, whole_tree=True) as view:
-        parent_fd = resolve_dir(view, parent)
-        try:
-            if name:
-                _lstat(parent_fd, name, source)
-            skip = _skip_set(view)
-            base = (parent.strip("/") + "/" + name).strip("/")
-            if dest == "-":
-                return _tar_out(parent_fd, name, skip, base)
-            return _copy_out(parent_fd, name, dest, contents_only, skip, base)
-        finally:
-            os.close(parent_fd)
+        return copy_out_of(view, source, dest)
+
+
+def copy_out_of(view: RootView, source: str, dest: str) -> CopyStats:
+    """Copy ``source`` (a path inside the root ``view``) to the host path ``dest``."""
+    parent, name, contents_only = _split(source)
+    parent_fd = resolve_dir(view, parent)
+    try:
+        if name:
+            _lstat(parent_fd, name, source)
+        skip = _skip_set(view)
+        base = (parent.strip("/") + "/" + name).strip("/")
+        if dest == "-":
+            return _tar_out(parent_fd, name, skip, base)
+        return _copy_out(parent_fd, name, dest, contents_only, skip, base)
+    finally:
+        os.close(parent_fd)
 
 
 def _lstat(dir_fd: int, name: str, shown: str) -> os.stat_result:
@@ -220,6 +225,14 @@ def copy_in(record: ContainerState, source: str, dest: str) -> CopyStats:
             fix="extract the archive on the host first, then copy the directory in",
             exit_code=2,
         )
+    if not os.path.lexists(source):
+        raise KitError(f"no such file on the host: {source}")
+    with open_root(record, whole_tree=True) as view:
+        return copy_into(view, source, dest)
+
+
+def copy_into(view: RootView, source: str, dest: str) -> CopyStats:
+    """Copy the host path ``source`` to ``dest``, a path inside the root ``view``."""
     try:
         st = os.lstat(source)
     except FileNotFoundError:
@@ -230,39 +243,38 @@ def copy_in(record: ContainerState, source: str, dest: str) -> CopyStats:
     if contents_only:
         host_parent_path, host_name = os.path.abspath(source[:-2]), "."
     stats = CopyStats()
-    with open_root(record, whole_tree=True) as view:
-        owner = (view.root_uid, view.root_gid)
-        dest_parent, dest_name, _ = _split(dest)
-        dir_fd = _existing_dir(view, dest)
-        if dir_fd is not None and not contents_only:
-            target_fd, target_name = dir_fd, host_name  # into the existing directory
-        elif dir_fd is not None and contents_only:
-            os.close(dir_fd)
-            target_fd, target_name = resolve_dir(view, dest_parent), dest_name
-        else:
-            if dest.endswith("/") and not stat.S_ISDIR(st.st_mode):
-                raise KitError(f"{dest} does not exist in the container, and ends with /")
-            target_fd, target_name = resolve_dir(view, dest_parent), dest_name
-        host_fd = os.open(host_parent_path, _DIR)
-        try:
-            _copy_entry(
-                host_fd,
-                host_name,
-                target_fd,
-                target_name or host_name,
-                stats,
-                strip_setid=False,
-                owner=owner,
-                skip=frozenset(),
-                here="",
-            )
-        except KitError:
-            raise
-        except OSError as error:
-            raise _explain_write(error, dest) from None
-        finally:
-            os.close(host_fd)
-            os.close(target_fd)
+    owner = (view.root_uid, view.root_gid)
+    dest_parent, dest_name, _ = _split(dest)
+    dir_fd = _existing_dir(view, dest)
+    if dir_fd is not None and not contents_only:
+        target_fd, target_name = dir_fd, host_name  # into the existing directory
+    elif dir_fd is not None and contents_only:
+        os.close(dir_fd)
+        target_fd, target_name = resolve_dir(view, dest_parent), dest_name
+    else:
+        if dest.endswith("/") and not stat.S_ISDIR(st.st_mode):
+            raise KitError(f"{dest} does not exist in the container, and ends with /")
+        target_fd, target_name = resolve_dir(view, dest_parent), dest_name
+    host_fd = os.open(host_parent_path, _DIR)
+    try:
+        _copy_entry(
+            host_fd,
+            host_name,
+            target_fd,
+            target_name or host_name,
+            stats,
+            strip_setid=False,
+            owner=owner,
+            skip=frozenset(),
+            here="",
+        )
+    except KitError:
+        raise
+    except OSError as error:
+        raise _explain_write(error, dest) from None
+    finally:
+        os.close(host_fd)
+        os.close(target_fd)
     return stats
 
 

@@ -81,17 +81,8 @@ def open_root(record: ContainerState, *, whole_tree: bool) -> Iterator[RootView]
     """The container's root as an fd (see the module docstring); closed on exit."""
     uid, gid = _host_root_ids(record)
     if _running(record):
-        if whole_tree:
-            fd = os.open(f"/proc/{record.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            kind = "proc-root"
-        else:
-            fd = clone_root_mount(record.pid)
-            kind = "root-mount-clone"
-        # Opened by PID: make sure it is still the container (PIDs are reused).
-        if not state.is_alive(record.pid, record.pid_start):
-            os.close(fd)
-            raise KitError(f"container {record.name} stopped while kit opened it", fix="try again")
-        view = RootView(fd, kind, record.pid, uid, gid)
+        view = _process_root(record.pid, record.pid_start, whole_tree)
+        view.root_uid, view.root_gid = uid, gid
     else:
         spec = state.load_spec(record.id)
         if spec.kit.overlay is not None:
@@ -109,6 +100,31 @@ def open_root(record: ContainerState, *, whole_tree: bool) -> Iterator[RootView]
                 newmount.AT_FDCWD, path, newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
             )
             view = RootView(fd, "rootfs-clone", 0, uid, gid)
+    try:
+        yield view
+    finally:
+        os.close(view.fd)
+
+
+def _process_root(pid: int, start: int, whole_tree: bool) -> RootView:
+    if whole_tree:
+        fd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        kind = "proc-root"
+    else:
+        fd = clone_root_mount(pid)
+        kind = "root-mount-clone"
+    # Opened by PID: make sure it is still the container (PIDs are reused).
+    if not state.is_alive(pid, start):
+        os.close(fd)
+        raise KitError(f"process {pid} ended while kit opened its root", fix="try again")
+    return RootView(fd, kind, pid)
+
+
+@contextlib.contextmanager
+def open_process_root(pid: int, start: int = 0, *, whole_tree: bool = True) -> Iterator[RootView]:
+    """The root of a running process (any container, recorded by kit or not): its whole
+    tree (``/proc/PID/root``), or a detached clone of its root mount alone."""
+    view = _process_root(pid, start, whole_tree)
     try:
         yield view
     finally:
