@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from helpers import kit_command
+from registry_fixture import Registry, start_registry
 from unprivileged import NOBODY, Unprivileged, unprivileged_area
 
 from kit.image.image import resolve
@@ -577,21 +578,21 @@ def test_rootless_rm_removes_files_of_subordinate_ids(
     assert not container.exists()
 
 
-def test_rootless_pull_and_run(user: Unprivileged, umoci_image: Path, tmp_path: Path) -> None:
-    from registry_fixture import start_registry
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    yield from start_registry(tmp_path / "registry")
 
-    for registry in start_registry(tmp_path / "registry"):
-        registry.push(f"oci:{user.base / 'umoci' / 'layout'}:base", "tools/um:1")
-        ref = f"{registry.host}/tools/um:1"
-        pulled = user.kit("pull", ref)
-        assert pulled.returncode == 0, pulled.stderr
-        shown = user.kit("run", "--rm", ref, "sh", "-c", "ls /opt; cat /etc/removed 2>&1")
-        assert shown.returncode != 0  # cat fails: the whiteout hides the file
-        assert shown.stdout.splitlines() == [
-            "new",
-            "cat: can't open '/etc/removed': No such file or directory",
-        ]
-        (opaque,) = [
-            d / "diff" / "opt" for d in layer_dirs(user) if (d / "diff" / "opt" / "new").exists()
-        ]
-        assert os.getxattr(opaque, "user.overlay.opaque") == b"y"
+
+def test_rootless_pull_and_run(user: Unprivileged, umoci_image: Path, registry: Registry) -> None:
+    registry.push(f"oci:{user.base / 'umoci' / 'layout'}:base", "tools/um:1")
+    ref = f"{registry.host}/tools/um:1"
+    pulled = user.kit("pull", ref)
+    assert pulled.returncode == 0, pulled.stderr
+    shown = user.kit("run", "--rm", ref, "sh", "-c", "ls /opt; cat /etc/removed 2>&1")
+    assert shown.returncode != 0  # cat fails: the whiteout hides the file
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "new" and "No such file" in lines[1]
+    (opaque,) = [
+        d / "diff" / "opt" for d in layer_dirs(user) if (d / "diff" / "opt" / "new").exists()
+    ]
+    assert os.getxattr(opaque, "user.overlay.opaque") == b"y"
