@@ -596,3 +596,34 @@ def test_rootless_pull_and_run(user: Unprivileged, umoci_image: Path, registry: 
         d / "diff" / "opt" for d in layer_dirs(user) if (d / "diff" / "opt" / "new").exists()
     ]
     assert os.getxattr(opaque, "user.overlay.opaque") == b"y"
+
+
+def test_root_userns_layers_that_cannot_be_idmapped(tmp_path: Path, busybox_rootfs: Path) -> None:
+    # ramfs refuses idmapped mounts: kit says so and builds the overlay without them; the
+    # image's root-owned files then belong to an unmapped id inside, out of root's reach.
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "ramfs", str(ram)], check=True)
+    try:
+        (ram / "etc").mkdir()
+        (ram / "etc" / "rootfile").write_text("root's\n")
+        upper, work = tmp_path / "upper", tmp_path / "work"
+        for directory in (upper, work):
+            directory.mkdir()
+        spec = default_spec(
+            ["sh", "-c", "stat -c %u /etc/rootfile; echo more >> /etc/rootfile && echo wrote"],
+            str(tmp_path / "merged"),
+        )
+        spec.kit.overlay = OverlaySpec(
+            lowers=[str(ram), str(busybox_rootfs)], upper=str(upper), work=str(work)
+        )
+        userns.enable(spec)
+        os.chown(upper, NOBODY, NOBODY)
+        with ContainerProcess(spec, capture=True) as container:
+            status = container.wait()
+            said = [e.message or "" for e in container.events]
+    finally:
+        subprocess.run(["umount", str(ram)], check=True)
+    assert any("cannot be idmapped" in message for message in said)
+    assert status.code != 0 and status.stdout.decode().split() == [str(NOBODY)]
+    assert "Permission denied" in status.stderr.decode()

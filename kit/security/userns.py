@@ -438,37 +438,31 @@ def pin_overlay(spec: Spec) -> None:
         return
     userns_fd = namespace_with_maps(spec) if layers.idmap else None
     try:
-        if userns_fd is not None and not _can_idmap(layers.lowers[0], userns_fd):
-            os.close(userns_fd)
-            userns_fd = None
-        fd = overlay.detached_overlay(
-            layers.lowers,
-            layers.upper,
-            layers.work,
-            userxattr=layers.userxattr,
-            idmap_userns=userns_fd,
-        )
+        try:
+            fd = overlay.detached_overlay(
+                layers.lowers,
+                layers.upper,
+                layers.work,
+                userxattr=layers.userxattr,
+                idmap_userns=userns_fd,
+            )
+        except KitError as error:
+            # A filesystem that refuses idmapped mounts (ext4, xfs, btrfs and tmpfs since 6.3
+            # take them; some network filesystems do not): say so and go on without.
+            if userns_fd is None or not error.what.startswith("mount_setattr("):
+                raise
+            tracer().info(
+                f"the image's layers cannot be idmapped here ({error}); the container's root "
+                "will see them owned by an unmapped id (nobody) and can change none of them",
+                errno=error.errno,
+            )
+            fd = overlay.detached_overlay(
+                layers.lowers, layers.upper, layers.work, userxattr=layers.userxattr
+            )
     finally:
         if userns_fd is not None:
             os.close(userns_fd)
     _ROOTFS.append(fd)
-
-
-def _can_idmap(path: str, userns_fd: int) -> bool:
-    """Whether the filesystem holding ``path`` accepts idmapped mounts (ext4, xfs, btrfs,
-    tmpfs since 6.3 do; some network filesystems do not): if not, say so and go on without."""
-    from kit import overlay
-
-    try:
-        os.close(overlay.idmapped(path, userns_fd))
-    except KitError as error:
-        tracer().info(
-            f"the image's layers cannot be idmapped here ({error}); the container's root "
-            "will see them owned by an unmapped id (nobody) and can change none of them",
-            errno=error.errno,
-        )
-        return False
-    return True
 
 
 def namespace_with_maps(spec: Spec) -> int:
