@@ -34,7 +34,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -473,41 +473,9 @@ def namespace_with_maps(spec: Spec) -> int:
     unshares one, the parent writes the same maps into it, opens ``/proc/CHILD/ns/user`` and
     lets the child go: the namespace lives on as long as the fd is open.
     """
-    from kit.linux.flags import CLONE_NEWUSER
-    from kit.linux.namespaces import unshare
-
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    go_r, go_w = os.pipe2(os.O_CLOEXEC)
     tracer().info("a helper process makes a user namespace with the container's id maps")
-    pid = os.fork()
-    if pid == 0:  # the helper: make the namespace, wait until the parent has opened it
-        code = 1
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            unshare(CLONE_NEWUSER)
-            os.write(ready_w, b"u")
-            os.read(go_r, 1)  # end-of-file when the parent is done (or died)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(ready_w)
-    os.close(go_r)
-    try:
-        if os.read(ready_r, 1) != b"u":
-            raise KitError(
-                "could not create a user namespace for the idmapped layers",
-                cause="the helper process failed to unshare(CLONE_NEWUSER) (see the trace)",
-                fix="`kit doctor` checks user namespaces on this host",
-            )
-        note = "the helper's maps: the same as the container's"
-        write_text(f"/proc/{pid}/uid_map", _map_text(spec.linux.uid_mappings), note=note)
-        write_text(f"/proc/{pid}/gid_map", _map_text(spec.linux.gid_mappings))
+    with _mapped_child(spec) as pid:
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(ready_r)
-        os.close(go_w)
-        os.waitpid(pid, 0)
 
 
 def maps_other_ids(spec: Spec) -> bool:
@@ -523,6 +491,18 @@ def in_mapped_namespace(spec: Spec, work: Callable[[], None]) -> None:
     an ordinary user can so remove the files a rootless container made as uid 1000 (uid
     100999 on the host, say), which the user may not touch from outside.
     """
+    with _mapped_child(spec, work):
+        pass
+
+
+@contextlib.contextmanager
+def _mapped_child(spec: Spec, work: Callable[[], None] | None = None) -> Iterator[int]:
+    """Fork a child that unshares a new user namespace; write the spec's maps into it and
+    yield its PID while it waits; then let it run ``work`` (if any) and reap it.
+
+    The child must be the one to unshare (the caller stays where it is) and only a process
+    outside may write the maps: the same dance as the init parent's, in miniature.
+    """
     from kit.linux.flags import CLONE_NEWUSER
     from kit.linux.namespaces import unshare
 
@@ -536,26 +516,33 @@ def in_mapped_namespace(spec: Spec, work: Callable[[], None]) -> None:
             os.close(go_w)
             unshare(CLONE_NEWUSER)
             os.write(ready_w, b"u")
-            if os.read(go_r, 1) == b"m":  # the maps are written: we are root in here
-                work()
+            # "m": the maps are written and the parent is done; end-of-file: it gave up.
+            if os.read(go_r, 1) == b"m":
+                if work is not None:
+                    work()
                 code = 0
         finally:
             os._exit(code)
     os.close(ready_w)
     os.close(go_r)
     try:
-        if os.read(ready_r, 1) == b"u":
-            write_maps(pid, spec)
-            os.write(go_w, b"m")
+        if os.read(ready_r, 1) != b"u":
+            raise KitError(
+                "could not create a user namespace for a helper process",
+                cause="its unshare(CLONE_NEWUSER) failed (see the trace)",
+                fix="`kit doctor` checks user namespaces on this host",
+            )
+        write_maps(pid, spec)
+        yield pid
+        os.write(go_w, b"m")
     finally:
         os.close(ready_r)
         os.close(go_w)
         _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise KitError(
-            "could not work in a user namespace with the container's id maps",
-            cause="the helper process failed (user namespaces or newuidmap unavailable?)",
-            fix="`kit doctor` checks user namespaces and the uidmap helpers",
+            "a helper process in a user namespace with the container's maps failed",
+            fix="run with --trace to see its calls; `kit doctor` checks user namespaces",
         )
 
 
