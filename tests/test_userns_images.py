@@ -298,12 +298,50 @@ def test_rootless_drops_xattrs_only_root_may_set(user: Unprivileged, area: Unpri
             "SCHILY.xattr.user.note": "kept",
         }
         tar.addfile(info, io.BytesIO(data))
+        # overlayfs's own marks are never taken from a layer (only from .wh..wh..opq).
+        tar.addfile(_dir_with_xattrs("d", {"SCHILY.xattr.user.overlay.opaque": "y"}))
+        tar.addfile(_dir_with_xattrs("e", {"LIBARCHIVE.xattr.user%2Eoverlay%2Eopaque": "eQ"}))
     archive = area.base / f"xattr-{user.home.name}.tar"
     _oci_archive(archive, layer.getvalue())
     rootless_import(user, archive, "caps:1")
     (layer_dir,) = layer_dirs(user)
     names = os.listxattr(layer_dir / "diff" / "ping")
     assert "user.note" in names and "security.capability" not in names
+    assert os.listxattr(layer_dir / "diff" / "d") == os.listxattr(layer_dir / "diff" / "e") == []
+
+
+def _dir_with_xattrs(name: str, headers: dict[str, str]) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    info.pax_headers = headers
+    return info
+
+
+def test_layers_never_set_overlay_marks_as_root(tmp_path: Path) -> None:
+    from kit.image import layer as layers
+    from kit.image import media
+    from kit.image.digest import sha256_bytes
+    from kit.image.documents import Descriptor
+
+    blob = io.BytesIO()
+    with tarfile.open(fileobj=blob, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(
+            _dir_with_xattrs(
+                "d",
+                {
+                    "SCHILY.xattr.trusted.overlay.opaque": "y",
+                    "SCHILY.xattr.trusted.overlay.redirect": "/etc",
+                    "SCHILY.xattr.user.note": "kept",
+                },
+            )
+        )
+    data = blob.getvalue()
+    dest = tmp_path / "layer"
+    dest.mkdir()
+    desc = Descriptor(media.OCI_LAYER, sha256_bytes(data), len(data))
+    report = layers.unpack(io.BytesIO(data), desc, dest)
+    assert os.listxattr(dest / "d") == ["user.note"]
+    assert report.dropped_xattrs == 2
 
 
 def _oci_archive(path: Path, layer: bytes) -> None:

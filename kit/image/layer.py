@@ -10,6 +10,9 @@ not root). A layer-specific hook on top of it:
 * refuses a path that appears twice (a layer that says two things about one file is
   ambiguous, and a classic trick to smuggle content past a scanner).
 
+Extended attributes of overlayfs's own (``trusted.overlay.*``, ``user.overlay.*``) are never
+taken from a layer: only kit's translation of ``.wh.`` files sets them.
+
 Unpacked by an ordinary user (rootless kit), a layer's files all belong to that user (who is
 root inside their containers), opaque directories get ``user.overlay.opaque`` instead, and
 extended attributes only root may set (``security.capability``, ``trusted.*``) are left out
@@ -29,6 +32,7 @@ import gzip
 import os
 import stat
 import tarfile
+import urllib.parse
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,8 +61,7 @@ class _LayerHook:
         self.dropped_xattrs = 0
 
     def __call__(self, member: tarfile.TarInfo, job: tarsafe.Extraction) -> tarfile.TarInfo | None:
-        if not self.privileged:
-            self._drop_privileged_xattrs(member)
+        self._drop_xattrs(member)
         parts = job.policy.parts(member.name)
         if parts:
             if parts in self.seen:
@@ -92,11 +95,25 @@ class _LayerHook:
             return None
         return member
 
-    def _drop_privileged_xattrs(self, member: tarfile.TarInfo) -> None:
-        """Leave out xattrs an ordinary user may not set: only ``user.*`` is theirs."""
+    def _drop_xattrs(self, member: tarfile.TarInfo) -> None:
+        """Leave out the extended attributes a layer may not set.
+
+        * overlayfs's own marks (``trusted.overlay.*``, ``user.overlay.*``): an image says
+          "opaque" with ``.wh..wh..opq``, and marks set directly could make the overlay
+          redirect a lookup to another path or treat a file as a whiteout;
+        * unpacked by an ordinary user, anything outside ``user.*``: the kernel lets only
+          root set ``security.capability`` or ``trusted.*``.
+        """
         for key in list(member.pax_headers):
             for prefix in ("SCHILY.xattr.", "LIBARCHIVE.xattr."):
-                if key.startswith(prefix) and not key[len(prefix) :].startswith("user."):
+                if not key.startswith(prefix):
+                    continue
+                name = key[len(prefix) :]
+                if prefix == "LIBARCHIVE.xattr.":
+                    name = urllib.parse.unquote(name)  # its names are URL-encoded
+                if name.startswith(overlay.overlay_xattr_prefixes()) or not (
+                    self.privileged or name.startswith("user.")
+                ):
                     del member.pax_headers[key]
                     self.dropped_xattrs += 1
 
