@@ -161,7 +161,11 @@ def main() -> None:
             with contextlib.suppress(OSError):
                 subprocess.run([*podman, "rm", "-af"], env=env, capture_output=True)
                 subprocess.run([*podman, "rmi", "-af"], env=env, capture_output=True)
-        subprocess.run(["umount", "-R", str(base / "root" / "overlay")], capture_output=True)
+        from kit import mounts
+
+        left = [m.mount_point for m in mounts.read() if m.mount_point.startswith(str(base))]
+        for point in sorted(left, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 

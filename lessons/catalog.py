@@ -23,6 +23,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l08_mount_flags",
     "lessons.l09_privilege",
     "lessons.l10_isolation",
+    "lessons.l11_exploring",
 ]
 
 _loaded: list[Lesson] | None = None

@@ -190,6 +190,13 @@ def podman(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> It
     finally:
         engine("rm", "-af", "-t", "0", check=False)
         engine("rmi", "-af", check=False)
+        # The overlay driver keeps its home bind-mounted on itself: unmount whatever podman
+        # left below the private store (mounted before the first test's leak guard looked).
+        from kit import mounts
+
+        left = [m.mount_point for m in mounts.read() if m.mount_point.startswith(str(engine.base))]
+        for point in sorted(left, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
         # podman made /libpod_parent (and its conmon/ child) in each cgroup tree: leave the
         # host as we found it, if nobody else uses them now.
         for parent in set(Path("/sys/fs/cgroup").glob("*/libpod_parent")) - libpod_before:
