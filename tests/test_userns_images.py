@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,9 @@ INIT_PATHS = {
     "./etc/hosts",
     "./etc/resolv.conf",
 }
+
+#: The kit CLI in a fresh interpreter (for commands wrapped in another program).
+KIT = (sys.executable, "-m", "kit")
 
 #: Prints every path of the container's root filesystem (not below other mounts) as
 #: ``path|raw mode in hex|sha256 or link target``, sorted.
@@ -524,6 +528,41 @@ def test_root_userns_image_run(kit_root: Path, umoci_image: Path) -> None:
     assert owners["new"] == owners["etc/rootfile"] == (0, 0)
     assert kit_command("rm", "u").returncode == 0
     assert not container.exists()
+
+
+def test_root_userns_with_subordinate_ranges_keeps_image_owners(
+    umoci_image: Path, area: Unprivileged, tmp_path: Path
+) -> None:
+    # With ranges for root in /etc/subuid (bound over the real file in a private mount
+    # namespace), container uid N is host uid 100000+N, and the idmapped layers show the
+    # image's uid-1000 file as uid 1000: root inside may write it like any root.
+    subuid = area.base / f"subuid-root-{tmp_path.name}"
+    subuid.write_text("root:100000:65536\n")
+    prefix = (
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'mount --bind {subuid} /etc/subuid && mount --bind {subuid} /etc/subgid && exec "$@"',
+        "sh",
+    )
+    assert kit_command("import", str(umoci_image), "um:base").returncode == 0
+    script = (
+        "cat /proc/self/uid_map; stat -c %u /etc/userfile; echo more >> /etc/userfile && echo ok"
+    )
+    result = subprocess.run(
+        [*prefix, *KIT, "run", "--rm", "--userns", "um:base", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["0", "100000", "65536"]
+    assert lines[1:] == ["1000", "ok"]
 
 
 @pytest.mark.parametrize("idmap", [True, False], ids=["idmapped", "plain"])
