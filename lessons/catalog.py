@@ -24,6 +24,7 @@ LESSON_MODULES: list[str] = [
     "lessons.l09_privilege",
     "lessons.l10_isolation",
     "lessons.l11_exploring",
+    "lessons.l12_runtime_stack",
 ]
 
 _loaded: list[Lesson] | None = None

@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="STAGE",
         help="(kit) stop after STAGE until a line arrives on stdin; end of input aborts",
     )
+    p.add_argument(
+        "--events-file",
+        metavar="PATH",
+        help="(kit) append every event of the init (system calls, stages) as JSON lines",
+    )
     p.add_argument("id", metavar="ID")
     p.set_defaults(func=create_command)
 
@@ -139,6 +144,7 @@ def create_command(args: argparse.Namespace) -> int:
         pid_file=args.pid_file,
         console_socket=args.console_socket,
         pause_after=args.pause_after,
+        events_file=args.events_file,
     )
     report(findings)
     return 0

@@ -298,6 +298,7 @@ class Creation:
         gate: bool = True,
         stdio: tuple[int | None, int | None, int | None] = (None, None, None),
         pause_after: list[str] | None = None,
+        events_file: str | None = None,
     ) -> None:
         self.container_id = container_id
         self.bundle = os.path.abspath(bundle)
@@ -309,6 +310,8 @@ class Creation:
         self.devices: Any = None
         #: Stop after these stages until a line arrives on stdin (crash tests, learners).
         self.pause_after = list(pause_after or [])
+        #: Write every event of the init (system calls, stages) here as JSON lines.
+        self.events_file = events_file
 
     def prepare(self) -> Spec:
         _check_id(self.container_id)
@@ -350,9 +353,10 @@ class Creation:
             stdout=self.stdio[1],
             stderr=self.stdio[2],
             use_fork=True,
-            trace=False,
             exec_fifo=fifo,
             console_socket=sock.fileno() if sock else None,
+            trace=self.events_file is not None,
+            on_event=self._event_sink(),
         )
         try:
             container.start()
@@ -393,6 +397,14 @@ class Creation:
             write_pid_file(self.pid_file, pid)
         return record
 
+    def _event_sink(self) -> Any:
+        if self.events_file is None:
+            return None
+        from kit.trace import json_printer
+
+        stream = open(self.events_file, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        return json_printer(stream)
+
     def apply_devices(self, spec: Spec, pid: int) -> None:
         from kit.cgroups.devices import attach
         from kit.cgroups.manager import cgroup_path
@@ -416,6 +428,7 @@ def create(
     pid_file: str | None = None,
     console_socket: str | None = None,
     pause_after: list[str] | None = None,
+    events_file: str | None = None,
 ) -> tuple[ContainerState, list[Finding]]:
     """``kit create``: on any failure, nothing of the container is left behind."""
     creation = Creation(
@@ -424,6 +437,7 @@ def create(
         pid_file=pid_file,
         console_socket=console_socket,
         pause_after=pause_after,
+        events_file=events_file,
     )
     spec = creation.prepare()
     try:
