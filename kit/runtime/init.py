@@ -182,7 +182,8 @@ def _start_container_process(spec: Spec) -> int:
             create.append(ns.type)
     if "user" in create:
         userns.check_mappings(spec)
-        # Opened with our privileges, attached inside (see kit.security.userns).
+        # Opened (a rootfs directory, bind sources) or built (an image's overlay, its layers
+        # idmapped) with our privileges, attached inside (see kit.security.userns).
         userns.pin_rootfs(spec)
         userns.pin_bind_sources(spec)
         pid = fork_into_namespaces(clone_flags(create))
