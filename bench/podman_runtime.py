@@ -117,6 +117,7 @@ def main() -> None:
     require("podman")
     require("runc")
     base = scratch_dir("kit-bench-podman-")
+    cgroups_before = set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
     podman: list[str] = []
     env: dict[str, str] = {}
     try:
@@ -167,6 +168,13 @@ def main() -> None:
         for point in sorted(left, key=len, reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+        # podman's cgroupfs manager made /libpod_parent (and conmon/ in it): remove new ones.
+        for parent in set(Path("/sys/fs/cgroup").glob("*/libpod_parent")) - cgroups_before:
+            for child in [c for c in parent.iterdir() if c.is_dir()]:
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 if __name__ == "__main__":
