@@ -10,6 +10,7 @@ command being run builds its parsers, so ``kit run`` starts fast however many co
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -127,8 +128,21 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
+    """Run one kit command. Without ``argv``: this process's command line, and the process
+    ends when the command returns (the ``kit`` program)."""
+    if argv is not None:
+        return _run(argv)
+    try:
+        return _run(sys.argv[1:])
+    finally:
+        # The interpreter exits next. Its last garbage collections would walk every object of
+        # every imported module only to free memory the kernel takes back anyway (about 8 ms
+        # of `kit run`); frozen objects are skipped. Files are still flushed and closed, and
+        # atexit handlers still run.
+        gc.freeze()
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.root:
