@@ -285,3 +285,33 @@ def test_export_of_an_exited_container_after_its_exit_is_recorded(busybox_rootfs
     kit("run", "-d", "--name", "x", "--rootfs", str(busybox_rootfs), "true")
     wait_for(lambda: stopped("x"))
     assert "bin/busybox" in export("x").getnames()
+
+
+def test_root_mount_clone_from_a_threaded_caller(image: str, kit_root: Path) -> None:
+    # A threaded caller (the TUI) gets the clone from a fresh interpreter, a single-threaded one
+    # (the CLI) from a fork: the same root either way, and never a mount on the host.
+    import threading
+
+    from kit.runtime.rootview import clone_root_mount
+
+    kit("run", "-d", "--name", "cloned", image, "sh", "-c", "touch /srv/mark; sleep 1000")
+    pid = find_record(kit_root, "cloned")["pid"]
+    wait_for(lambda: kit("exec", "cloned", "ls", "/srv/mark", check=False).returncode == 0)
+    before = host_mount_keys()
+    listings: dict[str, list[str]] = {}
+
+    def clone(label: str) -> None:
+        fd = clone_root_mount(pid)
+        try:
+            srv = os.open("srv", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            listings[label] = sorted(os.listdir(srv))
+            os.close(srv)
+        finally:
+            os.close(fd)
+
+    worker = threading.Thread(target=clone, args=("thread",))
+    worker.start()  # two threads in this process while it clones: a fresh interpreter helps
+    worker.join()
+    clone("main")  # one thread again: a forked helper
+    assert listings["thread"] == listings["main"] == ["data.txt", "mark"]
+    assert host_mount_keys() == before

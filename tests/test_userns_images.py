@@ -11,6 +11,7 @@ trees must agree apart from ownership. See tests/unprivileged.py for how kit run
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -19,14 +20,17 @@ import stat
 import subprocess
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import kit_command
+from lifecycle_helpers import wait_for
 from registry_fixture import Registry, start_registry
 from unprivileged import NOBODY, Unprivileged, unprivileged_area
 
+from kit import mounts
 from kit.image.image import resolve
 from kit.image.store import Store
 from kit.runtime.defaults import default_spec
@@ -704,3 +708,182 @@ def test_root_userns_layers_that_cannot_be_idmapped(tmp_path: Path, busybox_root
     assert any("cannot be idmapped" in message for message in said)
     assert status.code != 0 and status.stdout.decode().split() == [str(NOBODY)]
     assert "Permission denied" in status.stderr.decode()
+
+
+# --- rootless export and cp ----------------------------------------------------------------------
+
+#: Changes a container makes before it is exported: a new file, a whiteout, an opaque directory,
+#: a file made in a read-only image directory, and symlinks that name host paths.
+CHANGES = (
+    "echo new > /new && rm /etc/passwd && rm -r /opt && mkdir /opt && echo f > /opt/f && "
+    "chmod 0700 /ro && echo x > /ro/added && ln -s /etc /hostetc && ln -s / /hostroot && "
+    "ln -s /tmp /hosttmp && touch /ready"
+)
+
+
+def exported(argv: list[str], **options: object) -> dict[str, tuple[object, ...]]:
+    """``kit export``'s tar as {name: (type, mode, link target, sha256)}, owners left out."""
+    done = subprocess.run(argv, capture_output=True, timeout=120, check=False, **options)
+    assert done.returncode == 0, done.stderr.decode()
+    tree: dict[str, tuple[object, ...]] = {}
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+        for member in tar:
+            data = tar.extractfile(member) if member.isreg() else None
+            digest = hashlib.sha256(data.read()).hexdigest() if data else None
+            tree[member.name.rstrip("/")] = (member.type, member.mode, member.linkname, digest)
+            tree.setdefault("owners", set()).add((member.uid, member.gid))  # type: ignore[union-attr]
+    return tree
+
+
+def upper_of(run_root: Path, name: str) -> Path:
+    """The writable layer of the container ``name`` under a run root."""
+    for path in (run_root / "containers").glob("*/state.json"):
+        if json.loads(path.read_text())["name"] == name:
+            return path.parent / "upper"
+    raise AssertionError(f"no container {name} under {run_root}")
+
+
+def status(inspected: subprocess.CompletedProcess[str]) -> str:
+    """The State.Status of ``kit inspect``'s answer."""
+    assert inspected.returncode == 0, inspected.stderr
+    return str(json.loads(inspected.stdout)[0]["State"]["Status"])
+
+
+def test_rootless_export_matches_root_running_and_stopped(
+    user: Unprivileged, umoci_image: Path, kit_root: Path
+) -> None:
+    rootless_import(user, umoci_image)
+    assert kit_command("import", str(umoci_image), "um:base").returncode == 0
+    script = f"{CHANGES}; sleep 1000"
+    as_user = user.kit("run", "-d", "--name", "live", "um:base", "sh", "-c", script)
+    assert as_user.returncode == 0, as_user.stderr
+    as_root = kit_command("run", "-d", "--name", "live", "um:base", "sh", "-c", script)
+    assert as_root.returncode == 0, as_root.stderr
+    try:
+        user_upper = upper_of(user.runtime_dir / "kit", "live")
+        root_upper = upper_of(kit_root / "run", "live")
+        wait_for(lambda: (user_upper / "ready").exists() and (root_upper / "ready").exists())
+        before = {m.key for m in mounts.read()}
+        rootless_running = exported(user.command("export", "live"), cwd="/")
+        root_running = exported([*KIT, "export", "live"])
+        for kill in (user.kit("kill", "live"), kit_command("kill", "live")):
+            assert kill.returncode == 0, kill.stderr
+        wait_for(lambda: status(user.kit("inspect", "live")) == "stopped", what="a stop")
+        wait_for(lambda: status(kit_command("inspect", "live")) == "stopped", what="a stop")
+        rootless_stopped = exported(user.command("export", "live"), cwd="/")
+        root_stopped = exported([*KIT, "export", "live"])
+        assert {m.key for m in mounts.read()} == before  # detached mounts only, never attached
+    finally:
+        user.kit("rm", "-f", "live")
+        kit_command("rm", "-f", "live")
+    # The same files, modes, link targets and contents, running or stopped, root or not.
+    owners = {id(tree): tree.pop("owners") for tree in (root_running, root_stopped)}
+    assert all((1000, 1000) in found for found in owners.values())  # umoci's uid-1000 file ...
+    for tree in (rootless_running, rootless_stopped):
+        # ... squashed in the user's store: everything belongs to root inside.
+        assert tree.pop("owners") == {(0, 0)}
+    for tree in (rootless_running, rootless_stopped, root_stopped):
+        assert tree == root_running
+    # The changes are there: whiteout and opaque directory applied, symlinks kept as symlinks.
+    assert "new" in root_running and "etc/passwd" not in root_running
+    assert "opt/keep" not in root_running and "opt/f" in root_running
+    assert root_running["hostetc"][2] == "/etc" and root_running["hostroot"][2] == "/"
+    assert not any(name.startswith(("hostetc/", "hostroot/")) for name in root_running)
+
+
+def test_rootless_cp_in_and_out_of_a_stopped_image_container(
+    user: Unprivileged, umoci_image: Path
+) -> None:
+    rootless_import(user, umoci_image)
+    made = user.kit("run", "--name", "idle", "um:base", "sh", "-c", CHANGES)
+    assert made.returncode == 0, made.stderr
+    upper = upper_of(user.runtime_dir / "kit", "idle")
+    outside = user.base / f"cp-{user.home.name}"
+    outside.mkdir()
+    note = outside / "note"
+    note.write_text("from the host\n")
+    os.chown(outside, NOBODY, NOBODY)
+    before = {m.key for m in mounts.read()}
+    try:
+        # In: a new file, and one over an image file (copied up into the user's layer).
+        for dest in ("idle:/srv-note", "idle:/etc/rootfile"):
+            done = user.kit("cp", str(note), dest)
+            assert done.returncode == 0, done.stderr
+        assert (upper / "srv-note").read_text() == "from the host\n"
+        assert (upper / "etc" / "rootfile").read_text() == "from the host\n"
+        assert os.stat(upper / "srv-note").st_uid == NOBODY  # the container's root, outside
+        assert (_by_chain(user)[0] / "diff" / "etc" / "rootfile").read_text() == "root's\n"
+        # Out: the container's files as it sees them (its change, and the image's file).
+        for source, name in (("idle:/new", "new"), ("idle:/etc/userfile", "userfile")):
+            done = user.kit("cp", source, str(outside / name))
+            assert done.returncode == 0, done.stderr
+        assert (outside / "new").read_text() == "new\n"
+        assert (outside / "userfile").read_text() == "user 1000's\n"
+        # Symlinks that name host paths lead into the container, never to the host.
+        marker = f"kit-rootless-cp-{uuid.uuid4().hex}"
+        (outside / marker).write_text("planted\n")
+        done = user.kit("cp", str(outside / marker), "idle:/hosttmp/")
+        assert done.returncode == 0, done.stderr
+        assert not Path("/tmp", marker).exists()
+        assert (upper / "tmp" / marker).read_text() == "planted\n"
+        done = user.kit("cp", "idle:/hostroot/etc/rootfile", str(outside / "through-link"))
+        assert done.returncode == 0, done.stderr
+        assert (outside / "through-link").read_text() == "from the host\n"  # the container's
+        done = user.kit("cp", "idle:/hostetc/passwd", str(outside / "passwd"))
+        assert done.returncode != 0 and "no such file in the container" in done.stderr
+        assert not (outside / "passwd").exists()  # the host's /etc/passwd was not read
+        assert {m.key for m in mounts.read()} == before
+    finally:
+        assert user.kit("rm", "idle").returncode == 0
+        shutil.rmtree(outside)
+    # The image's layers are untouched by all of it.
+    again = user.kit("run", "--rm", "um:base", "cat", "/etc/rootfile")
+    assert again.returncode == 0 and again.stdout == "root's\n", again.stderr
+
+
+def test_rootless_export_of_a_rootfs_container(user: Unprivileged) -> None:
+    # The user's own root filesystem (a copy of the shared one, made theirs).
+    rootfs = user.base / f"rootfs-{user.home.name}"
+    shutil.copytree(user.rootfs, rootfs, symlinks=True)
+    subprocess.run(["chown", "-R", "--no-dereference", f"{NOBODY}:{NOBODY}", str(rootfs)])
+    made = user.kit("run", "--name", "plain", "--rootfs", str(rootfs), "true")
+    assert made.returncode == 0, made.stderr
+    # A root filesystem root built: its /etc/shadow (0600, root's) is not the user's to read.
+    roots = user.kit("run", "--name", "roots", "--rootfs", str(user.rootfs), "true")
+    assert roots.returncode == 0, roots.stderr
+    try:
+        ours = exported(user.command("export", "plain"), cwd="/")
+        refused = user.kit("export", "roots", text=False)
+    finally:
+        assert user.kit("rm", "plain").returncode == 0
+        assert user.kit("rm", "roots").returncode == 0
+        shutil.rmtree(rootfs)
+    assert ours.pop("owners") == {(0, 0)}
+    listing = subprocess.run(
+        ["tar", "-C", str(user.rootfs), "-cf", "-", "."], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(listing)) as theirs:
+        expected = {n.removeprefix("./").rstrip("/") for n in theirs.getnames()} - {"", "."}
+    assert set(ours) == expected
+    said = refused.stderr.decode()
+    assert refused.returncode == 1 and "cannot read /etc/shadow in the container" in said
+    assert "EACCES" in said and "owned by uid 0 on the host" in said
+
+
+def test_rootless_export_says_why_the_helper_failed(user: Unprivileged, umoci_image: Path) -> None:
+    rootless_import(user, umoci_image)
+    made = user.kit("run", "--name", "broken", "um:base", "echo")
+    assert made.returncode == 0, made.stderr
+    upper = upper_of(user.runtime_dir / "kit", "broken")
+    work = upper.parent / "work"
+    shutil.rmtree(work)  # overlayfs refuses to mount without its work directory
+    try:
+        done = user.kit("export", "broken", text=False)
+        assert done.returncode == 1 and done.stdout == b""
+        said = done.stderr.decode()
+        # The helper's own error (overlayfs's refusal, explained), not just "a helper failed".
+        assert "workdir" in said and "ENOENT" in said, said
+    finally:
+        work.mkdir()
+        os.chown(work, NOBODY, NOBODY)
+        assert user.kit("rm", "broken").returncode == 0

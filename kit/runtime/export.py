@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from kit.errors import KitError
 from kit.runtime.rootview import open_root
 from kit.runtime.state import ContainerState
 
@@ -139,6 +140,8 @@ def walk(root_fd: int, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str
             if stat.S_ISDIR(st.st_mode) and path not in skip:
                 try:
                     child = _open_dir(name, dir_fd)
+                except PermissionError as error:
+                    raise _unreadable(dir_fd, name, "/" + path, error) from None
                 except OSError:
                     continue  # replaced or removed meanwhile
                 stack.append((child, path + "/", iter(sorted(os.listdir(child)))))
@@ -178,6 +181,26 @@ def add_tree(
             add_entry(tar, dir_fd, name, prefix + path, links, shift_uid, shift_gid)
         except FileNotFoundError:
             continue  # removed while we walked (a running container)
+        except PermissionError as error:
+            raise _unreadable(dir_fd, name, "/" + path, error) from None
+
+
+def _unreadable(dir_fd: int, name: str, shown: str, error: OSError) -> KitError:
+    """Explain a file the caller may not read (rootless kit reads with the user's rights)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        owner = f"owned by uid {st.st_uid} on the host, mode {stat.S_IMODE(st.st_mode):04o}"
+    except OSError:
+        owner = "not readable"
+    return KitError(
+        f"cannot read {shown} in the container",
+        errno=error.errno,
+        cause=f"kit reads the container's files with your own permissions, and this one is "
+        f"{owner}: not yours to read (an ordinary user cannot read another user's private "
+        "files, in a container's root or anywhere else)",
+        fix="run kit as the user who owns the container's files (root for a root "
+        "filesystem that root built), or make the file readable",
+    )
 
 
 def add_entry(

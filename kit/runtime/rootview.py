@@ -19,6 +19,12 @@ never on a host path, because every lookup made *relative to that fd* with the r
 * **stopped, from a root filesystem directory**: a detached clone (``open_tree``) of that
   directory, so mounts that happen to sit below it on the host are not included.
 
+Rootless kit may neither mount nor join a mount namespace from the host (both need
+CAP_SYS_ADMIN over the host's mount namespace): a helper process does those two things inside
+user namespaces instead, the container's own or a new one with the container's id maps, and
+sends the fd back (see :mod:`kit.runtime.root_opener`). Only ``/proc/PID/root`` needs no helper:
+the container's processes belong to the user.
+
 Nothing here attaches a mount anywhere: the leak guard, ``findmnt`` and ``/proc/self/mounts``
 see no change on the host.
 """
@@ -27,14 +33,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kit.errors import KitError
 from kit.linux import newmount
 from kit.runtime import state
+from kit.runtime.root_opener import RootJob, open_in_helper
 from kit.runtime.state import ContainerState
+from kit.security import userns
+from kit.spec import Spec
 
 
 @dataclass
@@ -82,24 +90,9 @@ def open_root(record: ContainerState, *, whole_tree: bool) -> Iterator[RootView]
     uid, gid = _host_root_ids(record)
     if _running(record):
         view = _process_root(record.pid, record.pid_start, whole_tree)
-        view.root_uid, view.root_gid = uid, gid
     else:
-        spec = state.load_spec(record.id)
-        if spec.kit.overlay is not None:
-            view = RootView(mount_overlay_detached(spec.kit.overlay), "overlay", 0, uid, gid)
-        else:
-            path = spec.root.path
-            if record.bundle and not os.path.isabs(path):
-                path = os.path.join(record.bundle, path)
-            if not os.path.isdir(path):
-                raise KitError(
-                    f"the root filesystem of {record.name} is gone ({path})",
-                    fix="remove the container with `kit rm`",
-                )
-            fd = newmount.open_tree(
-                newmount.AT_FDCWD, path, newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
-            )
-            view = RootView(fd, "rootfs-clone", 0, uid, gid)
+        view = _open_stopped(record, state.load_spec(record.id))
+    view.root_uid, view.root_gid = uid, gid
     try:
         yield view
     finally:
@@ -131,98 +124,41 @@ def open_process_root(pid: int, start: int = 0, *, whole_tree: bool = True) -> I
         os.close(view.fd)
 
 
-def mount_overlay_detached(overlay: object) -> int:
-    """The image layers and writable layer as a detached overlay mount; returns its fd."""
-    from kit.spec import OverlaySpec
+def _open_stopped(record: ContainerState, spec: Spec) -> RootView:
+    """A stopped container's root: its overlay, or a clone of its root filesystem directory."""
+    if spec.kit.overlay is not None:
+        if userns.host_root():
+            from kit import overlay
 
-    assert isinstance(overlay, OverlaySpec)
-    fs_fd = newmount.fsopen("overlay")
-    try:
-        if overlay.userxattr:
-            newmount.set_flag(fs_fd, "userxattr")
-        for lower in overlay.lowers:
-            newmount.set_string(fs_fd, "lowerdir+", lower)
-        if overlay.upper and overlay.work:
-            newmount.set_string(fs_fd, "upperdir", overlay.upper)
-            newmount.set_string(fs_fd, "workdir", overlay.work)
-        newmount.create(fs_fd)
-        return newmount.fsmount(fs_fd)
-    finally:
-        os.close(fs_fd)
+            layers = spec.kit.overlay
+            fd = overlay.detached_overlay(
+                layers.lowers, layers.upper, layers.work, userxattr=layers.userxattr
+            )
+        else:
+            fd = open_in_helper(RootJob("overlay", spec_json=spec.to_json()))
+        return RootView(fd, "overlay")
+    path = spec.root.path
+    if record.bundle and not os.path.isabs(path):
+        path = os.path.join(record.bundle, path)
+    if not os.path.isdir(path):
+        raise KitError(
+            f"the root filesystem of {record.name} is gone ({path})",
+            fix="remove the container with `kit rm`",
+        )
+    if userns.host_root():
+        flags = newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
+        fd = newmount.open_tree(newmount.AT_FDCWD, path, flags)
+    else:
+        fd = open_in_helper(RootJob("clone", path=path, spec_json=spec.to_json()))
+    return RootView(fd, "rootfs-clone")
 
 
 def clone_root_mount(pid: int) -> int:
     """A detached clone of the root mount of ``pid``'s mount namespace (no submounts).
 
     open_tree(OPEN_TREE_CLONE) only clones mounts of the caller's own mount namespace, so a
-    child joins the container's, clones its "/", hands the fd back over a unix socket
-    (SCM_RIGHTS) and exits. The clone stays usable after that: a detached mount lives as
-    long as an fd refers to it.
+    helper joins the container's (user namespace first, as ``kit exec`` does), clones its
+    "/", and hands the fd back (see :mod:`kit.runtime.root_opener`). The clone stays usable
+    after the helper is gone: a detached mount lives as long as an fd refers to it.
     """
-    import threading
-
-    if threading.active_count() > 1:
-        return _clone_in_fresh_process(pid)
-    ns_fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    child = os.fork()
-    if child == 0:
-        status = 1
-        try:
-            ours.close()
-            _clone_and_send(ns_fd, theirs.fileno())
-            status = 0
-        finally:
-            os._exit(status)
-    theirs.close()
-    os.close(ns_fd)
-    try:
-        return _receive(ours)
-    finally:
-        ours.close()
-        os.waitpid(child, 0)
-
-
-def _clone_and_send(ns_fd: int, sock_fd: int) -> None:
-    from kit.linux.flags import CLONE_NEWNS
-    from kit.linux.namespaces import setns
-
-    setns(ns_fd, CLONE_NEWNS)
-    fd = newmount.open_tree(
-        newmount.AT_FDCWD, "/", newmount.OPEN_TREE_CLONE | newmount.OPEN_TREE_CLOEXEC
-    )
-    with socket.socket(fileno=os.dup(sock_fd)) as sock:
-        socket.send_fds(sock, [b"root"], [fd])
-
-
-def _receive(sock: socket.socket) -> int:
-    _, fds, _, _ = socket.recv_fds(sock, 16, 1)
-    if not fds:
-        raise KitError(
-            "could not open the container's root mount",
-            cause="the helper that joins its mount namespace failed (is it still running?)",
-            fix="check `kit ps`; as a fallback, `kit cp CONTAINER:/ DIR` copies the whole tree",
-        )
-    return fds[0]
-
-
-def _clone_in_fresh_process(pid: int) -> int:
-    """The same from a threaded caller (the TUI): a fresh interpreter instead of a fork."""
-    import subprocess
-    import sys
-
-    from kit.runtime.launcher import KIT_PACKAGE_PARENT
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    code = (
-        f"import sys, os; sys.path.insert(0, {KIT_PACKAGE_PARENT!r}); "
-        "from kit.runtime.rootview import _clone_and_send; "
-        f"_clone_and_send(os.open('/proc/{pid}/ns/mnt', os.O_RDONLY), {theirs.fileno()})"
-    )
-    helper = subprocess.Popen([sys.executable, "-I", "-S", "-c", code], pass_fds=[theirs.fileno()])
-    theirs.close()
-    try:
-        return _receive(ours)
-    finally:
-        ours.close()
-        helper.wait()
+    return open_in_helper(RootJob("join", pid=pid))
