@@ -309,7 +309,10 @@ def remove(container_id: str) -> None:
 
     # Not shutil.rmtree alone: a rootless image container's directory holds overlayfs's
     # work/work, mode 000, and may hold files of its subordinate ids (see kit.removal).
+    # Only that rootless case needs the spec (its id maps): root removes everything without
+    # reading the config back.
     spec = None
-    with contextlib.suppress(KitError):
-        spec = load_spec(container_id)
+    if os.geteuid() != 0:
+        with contextlib.suppress(KitError):
+            spec = load_spec(container_id)
     remove_tree(container_dir(container_id), spec=spec)
