@@ -33,7 +33,6 @@ import itertools
 import os
 import pwd
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -271,6 +270,10 @@ def run_helper(tool: str, pid: int, mappings: list[IdMapping]) -> None:
     for m in mappings:
         argv += [str(m.container_id), str(m.host_id), str(m.size)]
     tracer().info(" ".join(argv), tool=tool)
+    # Imported here: only subordinate-id maps need a helper program, and every container
+    # start imports this module (subprocess alone costs about 2 ms).
+    import subprocess
+
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
     if done.returncode != 0:
         raise KitError(
