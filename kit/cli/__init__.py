@@ -148,6 +148,11 @@ def _run(argv: list[str]) -> int:
     if args.root:
         os.environ["KIT_ROOT"] = os.path.abspath(args.root)
     _LOG["path"], _LOG["format"] = args.log, args.log_format
+    # kit's own commands reuse the seccomp filters they compiled (a library user of the
+    # launcher does not unless it asks: see kit.security.seccomp_cache).
+    from kit.security import seccomp_cache
+
+    seccomp_cache.enable()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -88,6 +88,7 @@ from kit.runtime.context import Channels, InitContext, InitOptions
 from kit.runtime.init import _report_exit, _watch  # the init parent's own watch loop
 from kit.runtime.launcher import ContainerProcess
 from kit.runtime.stages import exec as exec_stage
+from kit.runtime.stages import seccomp as seccomp_stage
 from kit.runtime.state import is_alive
 from kit.spec import Spec
 from kit.trace import Event, fd_writer, tracer
@@ -287,6 +288,7 @@ def join_cgroups(pid: int) -> None:
 
 
 def _join_and_run(spec: Spec, channels: Channels, options: InitOptions, target: Target) -> int:
+    seccomp_stage.prepare(spec)  # the filter, made while kit's cache is in reach
     opened = open_namespaces(target)
     try:
         join_cgroups(target.pid)
