@@ -43,6 +43,7 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
         "seccomp": 317,
         "capget": 125,
         "capset": 126,
+        "bpf": 321,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -62,6 +63,7 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
         "seccomp": 277,
         "capget": 90,
         "capset": 91,
+        "bpf": 280,
     },
 }
 
