@@ -2,8 +2,10 @@
 
 Enforcement is tested on this machine's cgroup v1 controllers (a memory hog is OOM-killed,
 a fork bomb stops at the pids limit), each with the control off as well, to show the probe
-can fail. The v2 code is tested on its *logic* only (what it writes where), against a fake
-directory tree: these tests claim nothing about a kernel enforcing v2 limits.
+can fail. The v2 limit code is tested on its *logic* only (what it writes where), against a
+fake directory tree: these tests claim nothing about a kernel enforcing v2 limits. (The v2
+device program needs no controller, so tests/test_devices.py runs it for real on this
+machine's unified tree.)
 """
 
 from __future__ import annotations
@@ -130,14 +132,23 @@ def test_limits_are_written_and_the_container_sees_its_cgroup_as_root(
     assert not (Path(HOST.v1["memory"] + expected)).exists()
 
 
-def test_no_limits_no_cgroup(busybox_rootfs: Path) -> None:
+def test_without_limits_only_the_devices_cgroup(busybox_rootfs: Path, kit_root: Path) -> None:
+    """A container without limits is in one cgroup of its own, the devices one (its device
+    policy, see tests/test_devices.py), and in its parent's everywhere else: cheap."""
     spec = default_spec(["true"], str(busybox_rootfs))
     with ContainerProcess(spec, pause_after=["cgroups"]) as container:
         pause = container.next_pause()
         assert pause is not None
-        assert _cgroup_lines(pause.host_pid) == _cgroup_lines("self")
+        expected = f"/kit/{root_tag(kit_root)}-{container.container_id}"
+        theirs, ours = _cgroup_lines(pause.host_pid), _cgroup_lines("self")
+        if "devices" in HOST.v1:
+            assert theirs.pop("devices") == expected and ours.pop("devices") != expected
+        else:  # the device program sits on a cgroup of the unified tree
+            assert theirs.pop("unified") == expected and ours.pop("unified") != expected
+        assert theirs == ours
         container.resume()
         assert container.wait().code == 0
+    assert not Path((HOST.v1.get("devices") or str(HOST.v2)) + expected).exists()
 
 
 def test_cgroup_is_removed_when_the_caller_dies(busybox_rootfs: Path, kit_root: Path) -> None:

@@ -300,8 +300,9 @@ def test_harmless_unknown_fields_and_adaptations_are_reported(
 def test_devices_cgroup_enforces_the_device_rules(busybox_rootfs: Path, tmp_path: Path) -> None:
     """podman's rule (deny every device) plus the standard nodes: mknod of a disk works
     (CAP_MKNOD), opening it fails with EPERM from the devices cgroup; /dev/null works. The
-    same bundle without the rule gets past the cgroup (and meets the kernel's ENXIO or the
-    disk itself)."""
+    same bundle with an allow-all rule instead gets past the cgroup (and meets the kernel's
+    ENXIO or the disk itself). Without any rule the standard list applies, as with runc
+    (tests/test_devices.py)."""
 
     def with_mknod(config: dict[str, Any]) -> None:
         caps = config["process"]["capabilities"]
@@ -319,8 +320,13 @@ def test_devices_cgroup_enforces_the_device_rules(busybox_rootfs: Path, tmp_path
     result = kit("run", "--bundle", str(guarded), "devs", check=False)
     assert "made" in result.stdout and "null-ok" in result.stdout
     assert "Operation not permitted" in result.stderr
+
+    def allow_all(config: dict[str, Any]) -> None:
+        with_mknod(config)
+        config["linux"]["resources"] = {"devices": [{"allow": True, "access": "rwm"}]}
+
     open_bundle = make_bundle(
-        tmp_path / "b", busybox_rootfs, ["sh", "-c", script], change=with_mknod
+        tmp_path / "b", busybox_rootfs, ["sh", "-c", script], change=allow_all
     )
     control = kit("run", "--bundle", str(open_bundle), "devs2", check=False)
     assert "made" in control.stdout and "Operation not permitted" not in control.stderr

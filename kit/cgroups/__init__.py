@@ -15,7 +15,10 @@ Two versions exist, and hosts use either or both:
   children through ``cgroup.subtree_control``, and only leaves hold processes.
 
 kit places a container at ``kit/<root tag>-<container id>`` in each tree it uses (see
-:func:`kit.paths.root_tag`), and only when the container has limits.
+:func:`kit.paths.root_tag`): the trees of the controllers its limits need, and the one that
+holds its device policy, which every container kit runs as root has
+(:mod:`kit.cgroups.devices`: v1's devices controller, or a BPF program on a v2 cgroup). A
+rootless container without limits has no cgroup of its own.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What a container's cgroup can do, whichever version holds it.
 
-The init parent creates the cgroup, writes the limits, puts the container process in it
+The init parent creates the cgroup, writes the limits and the device policy (every container
+kit runs as root has one, see :mod:`kit.cgroups.devices`), puts the container process in it
 (before the process creates its cgroup namespace, so that the namespace's root *is* this
 cgroup), and after the container exits reads whether the OOM killer struck and removes it.
 
@@ -18,6 +19,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from kit.cgroups.device_rules import DevicePolicy
 from kit.errors import KitError
 from kit.linux.kernfs import make_dir, read_text, remove_dir, write_text
 from kit.spec import Resources
@@ -34,6 +36,8 @@ class Directory:
     #: Open directories: the container's cgroup and its parent.
     fd: int = -1
     parent_fd: int = -1
+    #: In the unified (v2) tree: device rules go there as a BPF program, not as files.
+    unified: bool = False
 
     @property
     def host_path(self) -> str:
@@ -80,6 +84,8 @@ class ContainerCgroup:
 
     def __init__(self, directories: list[Directory]) -> None:
         self.directories = directories
+        #: The directory that holds the device policy (one of ``directories``), if any.
+        self.devices: Directory | None = None
 
     @property
     def path(self) -> str:
@@ -142,11 +148,13 @@ class ContainerCgroup:
             return KitError(
                 f"cannot create the cgroup {where}",
                 errno=error.errno,
-                cause="creating cgroups needs write access to the cgroup tree: root, or a "
-                "subtree delegated to you (rootless kit on a host without delegation cannot "
-                "enforce limits)",
-                fix="drop --memory/--pids-limit/--cpus, or run kit as root; `kit doctor` shows "
-                "the cgroup setup",
+                cause="creating cgroups needs write access to the cgroup tree: root with a "
+                "writable /sys/fs/cgroup (a container usually gets it read-only), or a "
+                "subtree delegated to you. Every container kit runs as root gets one for its "
+                "device policy; limits need one too",
+                fix="run kit as root on the host, or mount the cgroup tree writable; rootless "
+                "kit needs a cgroup only for --memory/--pids-limit/--cpus. `kit doctor` "
+                "shows the cgroup setup",
             )
         return error
 
@@ -154,6 +162,13 @@ class ContainerCgroup:
 
     def apply(self, resources: Resources) -> None:
         raise NotImplementedError
+
+    def restrict_devices(self, policy: DevicePolicy) -> None:
+        """Apply the device policy (v1 devices files, or a v2 BPF program)."""
+        from kit.cgroups.devices import restrict
+
+        assert self.devices is not None
+        restrict(self.devices, policy)
 
     def join(self, pid: int) -> None:
         """Move a process (PID as the init parent sees it) into the container's cgroup."""

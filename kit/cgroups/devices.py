@@ -1,140 +1,116 @@
-"""The devices cgroup: which device nodes a container may open or create (cgroup v1).
+"""The devices control: the kernel refuses device nodes the container's policy does not allow.
 
-A device node is just a name for a (type, major, minor) triple, and a root process with
-CAP_MKNOD (Docker and podman keep it) can create one anywhere it may write: ``mknod /x b 8 0``
-names the host's first disk. Namespaces do not stop that; the *devices* controller does. Each
-cgroup has an allow-list; opening or creating a node the list does not allow fails with EPERM,
-whatever the process's capabilities. An OCI spec states the list as
-``linux.resources.devices`` (podman: deny everything), and the runtime adds the nodes every
-container needs, as runc does:
+Root in a container keeps CAP_MKNOD (Docker's default), so it can create a node for any
+(type, major, minor), the host's disk included, in any directory it may write that is not
+mounted ``nodev`` (its own /dev is not). Opening that node would hand it every byte of the
+host's filesystem, under no mount namespace at all. What stops it is the cgroup: every open
+and mknod of a device node is checked against the policy of the caller's cgroup, and a
+device it does not allow fails with EPERM, whatever the capabilities. Every container kit
+runs as root gets such a policy (:mod:`kit.cgroups.device_rules`: deny all, then the
+standard devices and the ones given with ``--device``); two kernel mechanisms apply it:
 
-    a *:* rwm   denied                          (the spec's first rule)
-    c *:* m     allowed: mknod of any character device (but not using it)
-    b *:* m     allowed: the same for block devices
-    c 1:3 rwm   /dev/null   c 1:5 /dev/zero   c 1:7 /dev/full
-    c 1:8 rwm   /dev/random c 1:9 /dev/urandom c 5:0 /dev/tty
-    c 5:1 rwm   /dev/console c 5:2 /dev/ptmx    c 136:* /dev/pts/N
+* **cgroup v1**, the *devices* controller: the container's directory in the devices hierarchy
+  takes the policy as lines, ``a`` written to ``devices.deny`` (deny everything), then each
+  exception to ``devices.allow`` (``c 1:3 rwm``); ``devices.list`` reads them back.
+* **cgroup v2** has no devices files. Instead a small eBPF program of type
+  BPF_PROG_TYPE_CGROUP_DEVICE is attached to the container's cgroup; the kernel runs it on
+  every device access and it answers 1 (allow) or 0 (deny). kit writes that program from the
+  policy (:mod:`kit.security.device_filter`) and loads it with bpf(2) (:mod:`kit.linux.bpf`).
 
-In v1 the rules are lines written to ``devices.deny`` and ``devices.allow`` of the
-container's directory in the devices hierarchy (``a`` alone means "all"). cgroup v2 has no
-such files: there a BPF program attached to the cgroup decides, which kit does not do.
+Which one applies is read from the host's layout: where a v1 hierarchy holds the devices
+controller (v1 and hybrid hosts, like this machine), v1, as runc does; otherwise the unified
+tree, which takes BPF programs whether or not it has controllers.
+
+**Rootless** kit has no devices cgroup, and needs none: cgroups and BPF programs need the
+host's root, and the kernel refuses mknod of any device in a user namespace (CAP_MKNOD counts
+only in the initial one). A rootless container sees only the host's own nodes, bind-mounted,
+with the host's permissions for the user who runs it.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 
+from kit.cgroups.base import Directory
+from kit.cgroups.device_rules import DevicePolicy, policy_for
+from kit.cgroups.layout import Layout
 from kit.errors import KitError
-from kit.linux.kernfs import make_dir, remove_dir, write_text
-from kit.spec import DeviceRule, Spec
-
-#: (type, major, minor) of the nodes every container gets (see kit.runtime.stages.devices),
-#: plus the terminal devices.
-STANDARD_DEVICES: tuple[tuple[str, str, str], ...] = (
-    ("c", "1", "3"),
-    ("c", "1", "5"),
-    ("c", "1", "7"),
-    ("c", "1", "8"),
-    ("c", "1", "9"),
-    ("c", "5", "0"),
-    ("c", "5", "1"),
-    ("c", "5", "2"),
-    ("c", "136", "*"),
-)
+from kit.spec import Spec
+from kit.trace import tracer
 
 
-def rule_line(rule: DeviceRule) -> str:
-    """``c 1:3 rwm``; a rule without a type means every device (``a``)."""
-    kind = rule.type or "a"
-    if kind == "a":
-        return "a"
-    major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
-    minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
-    return f"{kind} {major}:{minor} {rule.access or 'rwm'}"
-
-
-def rules_for(spec: Spec) -> list[tuple[bool, str]]:
-    """(allow, line) in the order to write them: the spec's rules, then the standard ones."""
-    resources = spec.linux.resources
-    rules = [(r.allow, rule_line(r)) for r in (resources.devices if resources else [])]
-    if not rules:
-        return []
-    rules += [(True, "c *:* m"), (True, "b *:* m")]
-    rules += [(True, f"{t} {major}:{minor} rwm") for t, major, minor in STANDARD_DEVICES]
-    for device in spec.linux.devices:
-        if device.type in ("c", "b"):
-            rules.append((True, f"{device.type} {device.major}:{device.minor} rwm"))
-    return rules
-
-
-def devices_mount() -> str | None:
-    """Where the v1 devices hierarchy is mounted, if it is."""
-    from kit import mounts
-
-    for m in mounts.read():
-        if m.fstype == "cgroup" and "devices" in m.super_options:
-            return m.mount_point
-    return None
-
-
-class DeviceCgroup:
-    """The container's directory in the devices hierarchy."""
-
-    def __init__(self, mount: str, path: str) -> None:
-        self.mount = mount
-        self.path = "/" + path.strip("/")
-
-    @property
-    def host_path(self) -> str:
-        return self.mount + self.path
-
-    def create(self, rules: list[tuple[bool, str]]) -> None:
-        parts = [p for p in self.path.split("/") if p]
-        where = self.mount
-        for i, part in enumerate(parts):
-            where = f"{where}/{part}"
-            try:
-                make_dir(where, note="a new devices cgroup" if i == len(parts) - 1 else None)
-            except KitError as error:
-                if error.errno != errno.EEXIST:
-                    raise
-        for allow, line in rules:
-            name = "devices.allow" if allow else "devices.deny"
-            write_text(f"{self.host_path}/{name}", line, note="allow" if allow else "deny")
-
-    def join(self, pid: int) -> None:
-        write_text(f"{self.host_path}/cgroup.procs", str(pid), note=f"PID {pid} joins {self.path}")
-
-    def remove(self) -> None:
-        if os.path.isdir(self.host_path):
-            remove_dir(self.host_path)
-
-
-def attach(spec: Spec, path: str, pid: int) -> DeviceCgroup | None:
-    """Create the devices cgroup for ``spec`` at ``path``, write its rules, move ``pid`` in.
-
-    None when the spec has no device rules. A KitError when it has some and this host
-    cannot enforce them (no v1 devices hierarchy): running anyway would quietly give the
-    container every device its capabilities reach.
-    """
-    rules = rules_for(spec)
-    if not rules:
-        return None
-    mount = devices_mount()
-    if mount is None:
-        raise KitError(
-            "the spec restricts devices (linux.resources.devices) and this host has no "
-            "cgroup v1 devices hierarchy",
-            cause="kit enforces device rules only through the v1 devices controller (on "
-            "cgroup v2 it would need a BPF device program, which kit does not write)",
-            fix="run on a host with the v1 devices controller, or use runc for this bundle",
+def policy_to_enforce(spec: Spec) -> DevicePolicy | None:
+    """The policy the container's cgroup must apply, or None when there is nothing to apply:
+    rootless (see the module docstring) or a policy that allows every device."""
+    if os.geteuid() != 0:
+        tracer().info(
+            "rootless: no devices cgroup (mknod is refused in a user namespace, and the "
+            "host's device nodes keep the host's permissions)"
         )
-    cgroup = DeviceCgroup(mount, path)
+        return None
+    policy = policy_for(spec)
+    if policy.allows_everything:
+        tracer().info("the device rules allow every device: no devices cgroup needed")
+        return None
+    return policy
+
+
+def version_for(layout: Layout) -> int:
+    """1 where a v1 hierarchy holds the devices controller, else 2 where the unified tree is
+    mounted; a KitError on a host with neither (the policy could not be enforced)."""
+    if "devices" in layout.v1:
+        return 1
+    if layout.v2:
+        return 2
+    raise KitError(
+        "the container's device rules cannot be enforced: this host mounts neither a v1 "
+        "devices hierarchy nor the unified cgroup tree",
+        cause="without one, root in the container could mknod and open any device, the "
+        "host's disks included",
+        fix="mount the cgroup trees (systemd does at boot; by hand: mount -t cgroup2 none "
+        "/sys/fs/cgroup), or allow every device explicitly with --device-cgroup-rule 'a' "
+        "(the container is then trusted with all of them)",
+    )
+
+
+def v1_lines(policy: DevicePolicy) -> list[tuple[str, str]]:
+    """(file, line) for the v1 controller, in order: first the default, then the exceptions
+    (a new cgroup starts as a copy of its parent's list)."""
+    if policy.default_allow:
+        return [("devices.allow", "a")] + [("devices.deny", e.line()) for e in policy.entries]
+    return [("devices.deny", "a")] + [("devices.allow", e.line()) for e in policy.entries]
+
+
+def restrict(directory: Directory, policy: DevicePolicy) -> None:
+    """Apply ``policy`` to the container's cgroup ``directory`` (v1 files or a v2 program)."""
+    if directory.unified:
+        attach_program(directory, policy)
+        return
+    for name, line in v1_lines(policy):
+        note = "deny every device" if line == "a" and name == "devices.deny" else None
+        directory.write(name, line, note=note)
+
+
+def attach_program(directory: Directory, policy: DevicePolicy) -> None:
+    """cgroup v2: compile the policy, load it, attach it to the directory, and let the cgroup
+    keep it (our file descriptor is closed; removing the cgroup frees the program)."""
+    from kit.linux import bpf
+    from kit.security.device_filter import compile_policy
+    from kit.security.ebpf import encode
+
+    program = compile_policy(policy)
+    fd = bpf.prog_load(
+        encode(program),
+        name="kit_devices",
+        note=f"a device filter of {len(program)} instructions",
+    )
     try:
-        cgroup.create(rules)
-        cgroup.join(pid)
-    except BaseException:
-        cgroup.remove()
-        raise
-    return cgroup
+        bpf.prog_attach(
+            directory.fd,
+            fd,
+            flags=bpf.BPF_F_ALLOW_MULTI,
+            shown=directory.host_path,
+            note="every device access in this cgroup now asks the program",
+        )
+    finally:
+        os.close(fd)

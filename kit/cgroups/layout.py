@@ -17,6 +17,10 @@ from kit import mounts
 #: The controllers kit sets limits with.
 CONTROLLERS = ("memory", "pids", "cpu")
 
+#: v1 controllers kit also records: cpuacct (often sharing cpu's tree) and devices (every
+#: root container's device policy, see kit.cgroups.devices).
+OTHER_V1 = ("cpuacct", "devices")
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -52,7 +56,7 @@ def parse(mountinfo: str, v2_controllers: str = "") -> Layout:
             v2 = entry.mount_point
         elif entry.fstype == "cgroup":
             for option in entry.super_options:
-                if option in CONTROLLERS or option == "cpuacct":
+                if option in CONTROLLERS or option in OTHER_V1:
                     v1.setdefault(option, entry.mount_point)
     return Layout(v1=v1, v2=v2, v2_controllers=tuple(v2_controllers.split()))
 

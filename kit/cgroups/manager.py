@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kit.cgroups.base import ContainerCgroup
+from kit.cgroups import devices
+from kit.cgroups.base import ContainerCgroup, Directory
+from kit.cgroups.device_rules import DevicePolicy
 from kit.cgroups.layout import Layout, read
 from kit.cgroups.limits import describe, has_limits
 from kit.cgroups.v1 import V1Cgroup
@@ -60,26 +62,24 @@ def choose(layout: Layout, needed: tuple[str, ...]) -> int:
 def open_cgroup(
     spec: Spec, container_id: str, layout: Layout | None = None
 ) -> ContainerCgroup | None:
-    """Create the container's cgroup and write its limits; None when it has no limits.
+    """Create the container's cgroup, write its limits and its device policy.
 
-    Must run with write access to the cgroup trees (the init parent, outside the user
-    namespace). The caller puts the container process in it with :meth:`join` and removes
-    it with :meth:`remove` when the container has ended.
+    None when there is nothing to apply: no limits, and no device policy (rootless, or rules
+    that allow every device). Must run with write access to the cgroup trees (the init
+    parent, outside the user namespace). The caller puts the container process in it with
+    :meth:`join` and removes it with :meth:`remove` when the container has ended.
     """
-    if not has_limits(spec):
+    limited = has_limits(spec)
+    policy = devices.policy_to_enforce(spec)
+    if not limited and policy is None:
         return None
-    assert spec.linux.resources is not None
     layout = layout or read()
-    path = cgroup_path(spec, container_id)
-    version = choose(layout, _needed(spec))
-    cgroup: ContainerCgroup
-    if version == 2:
-        cgroup = V2Cgroup.for_layout(layout, path)
-    else:
-        cgroup = V1Cgroup.for_layout(layout, path)
+    cgroup = _make(spec, container_id, layout, limited, policy)
     cgroup.create()
     try:
-        cgroup.apply(spec.linux.resources)
+        if limited:
+            assert spec.linux.resources is not None
+            cgroup.apply(spec.linux.resources)
     except KitError as error:
         cgroup.remove()
         raise KitError(
@@ -91,4 +91,34 @@ def open_cgroup(
     except BaseException:
         cgroup.remove()
         raise
+    try:
+        if policy is not None:
+            cgroup.restrict_devices(policy)
+    except BaseException:
+        cgroup.remove()
+        raise
     return cgroup
+
+
+def _make(
+    spec: Spec, container_id: str, layout: Layout, limited: bool, policy: DevicePolicy | None
+) -> ContainerCgroup:
+    """The container's directories: in the trees its limits need (v1 or v2, whichever holds
+    all of them), and where its device policy goes (v1's devices tree if mounted, else v2)."""
+    path = cgroup_path(spec, container_id)
+    needed = _needed(spec) if limited else ()
+    devices_version = devices.version_for(layout) if policy is not None else None
+    version = choose(layout, needed) if limited else devices_version
+    if version == 2:
+        v2 = V2Cgroup.for_layout(layout, path, needed)
+        if policy is not None:
+            v2.devices = v2.directory
+        return v2
+    v1 = V1Cgroup.for_layout(layout, path, needed, devices=devices_version == 1)
+    if devices_version == 2:
+        # A hybrid host whose v1 trees lack the devices controller: the device program goes
+        # on a directory of the unified tree (BPF needs no controller there).
+        assert layout.v2 is not None
+        v1.devices = Directory(layout.v2, path, unified=True)
+        v1.directories.append(v1.devices)
+    return v1

@@ -5,6 +5,11 @@
     /sys/fs/cgroup/pids/kit/<tag>-<id>/pids.max                    the process limit
     /sys/fs/cgroup/cpu/kit/<tag>-<id>/cpu.cfs_quota_us             CPU time per period
     /sys/fs/cgroup/cpu/kit/<tag>-<id>/cpu.cfs_period_us
+    /sys/fs/cgroup/devices/kit/<tag>-<id>/devices.deny    "a": no device, then devices.allow
+                                                         "c 1:3 rwm" ... (kit.cgroups.devices)
+
+A container is in the trees of the controllers its limits need, and in the devices tree: a
+container without limits costs one directory.
 
 When the memory limit is reached and nothing can be reclaimed, the kernel's OOM killer kills
 the biggest process of the group and counts it in ``memory.oom_control`` (``oom_kill N``).
@@ -21,15 +26,26 @@ class V1Cgroup(ContainerCgroup):
     version = 1
 
     @classmethod
-    def for_layout(cls, layout: Layout, path: str) -> V1Cgroup:
-        """One directory per mounted tree that holds a controller kit uses (cpu and cpuacct
-        often share a tree: then it is one directory)."""
+    def for_layout(
+        cls,
+        layout: Layout,
+        path: str,
+        controllers: tuple[str, ...] = CONTROLLERS,
+        *,
+        devices: bool = False,
+    ) -> V1Cgroup:
+        """One directory per mounted tree that holds one of ``controllers`` (cpu and cpuacct
+        often share a tree: then it is one directory), plus the devices tree's if ``devices``
+        (it then holds the device policy)."""
         mounts: list[str] = []
-        for controller in CONTROLLERS:
+        for controller in (*controllers, "devices") if devices else controllers:
             mount = layout.v1.get(controller)
             if mount and mount not in mounts:
                 mounts.append(mount)
-        return cls([Directory(mount, path) for mount in mounts])
+        cgroup = cls([Directory(mount, path) for mount in mounts])
+        if devices:
+            cgroup.devices = next(d for d in cgroup.directories if d.mount == layout.v1["devices"])
+        return cgroup
 
     def _holding(self, filename: str) -> Directory | None:
         """The container's directory in the tree whose controller provides ``filename``."""

@@ -13,7 +13,9 @@ controller in ``cgroup.subtree_control``, so kit enables them on the way down. A
 ("no internal processes"), so ``kit/`` only ever holds container cgroups, never a process.
 
 The OOM killer's kills are counted in ``memory.events`` (``oom_kill N``); ``cgroup.kill``
-kills every process of a cgroup in one write.
+kills every process of a cgroup in one write. There is no devices file: the device policy is a
+BPF program attached to the directory (:mod:`kit.cgroups.devices`), which needs no controller,
+so a container without limits still gets a directory here, with no controller handed down.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class V2Cgroup(ContainerCgroup):
         self.controllers = controllers
 
     @classmethod
-    def for_layout(cls, layout: Layout, path: str) -> V2Cgroup:
+    def for_layout(
+        cls, layout: Layout, path: str, controllers: tuple[str, ...] = CONTROLLERS
+    ) -> V2Cgroup:
         assert layout.v2 is not None
-        wanted = tuple(c for c in CONTROLLERS if c in layout.v2_controllers)
-        return cls([Directory(layout.v2, path)], wanted)
+        wanted = tuple(c for c in controllers if c in layout.v2_controllers)
+        return cls([Directory(layout.v2, path, unified=True)], wanted)
 
     @property
     def directory(self) -> Directory:
@@ -51,6 +55,8 @@ class V2Cgroup(ContainerCgroup):
     def prepare_parent(self, fd: int, where: str) -> None:
         """Enable kit's controllers for the children of ``where`` (only those not enabled yet,
         so an already delegated tree is left as it was)."""
+        if not self.controllers:
+            return
         enabled = read_text("cgroup.subtree_control", dir_fd=fd).split()
         missing = [c for c in self.controllers if c not in enabled]
         if missing:

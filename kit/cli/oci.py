@@ -228,11 +228,9 @@ def _run_foreground(args: argparse.Namespace, container_id: str) -> int:
             if args.pid_file:
                 oci.write_pid_file(args.pid_file, pid)
 
-    devices = bool(spec.linux.resources and spec.linux.resources.devices)
     container = ContainerProcess(
         spec,
         container_id=container_id,
-        pause_after=["namespaces"] if devices else [],
         relay_terminal=relay,
         use_fork=True,
         trace=False,
@@ -245,10 +243,6 @@ def _run_foreground(args: argparse.Namespace, container_id: str) -> int:
     status = None
     try:
         container.start()
-        pause = container.next_pause()
-        if pause is not None:
-            creation.apply_devices(spec, pause.host_pid)
-            container.resume()
         status = container.wait()
     finally:
         container.close()

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import os
 
-from kit.spec import DEFAULT_PATH, Linux, Mount, Namespace, Process, Root, Spec
+from kit.spec import (
+    DEFAULT_PATH,
+    DeviceRule,
+    Linux,
+    Mount,
+    Namespace,
+    Process,
+    Resources,
+    Root,
+    Spec,
+)
 
 #: Namespaces of a container: all but user (root mode) and time, like Docker.
 DEFAULT_NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "cgroup")
@@ -102,7 +112,9 @@ def default_spec(
 
 def apply_security_defaults(spec: Spec) -> None:
     """Docker's capabilities and a seccomp profile like Docker's; runc's masked and read-only
-    paths; no_new_privs on (kit's choice, explained in kit.runtime.stages.no_new_privs)."""
+    paths; no_new_privs on (kit's choice, explained in kit.runtime.stages.no_new_privs); and
+    the device rule every engine writes first, "deny every device" (the runtime then allows
+    the standard ones, see kit.cgroups.device_rules)."""
     from kit.security.capabilities import DEFAULT_CAPABILITIES, container_capabilities
     from kit.security.seccomp_default import resolved_default_profile
 
@@ -111,3 +123,8 @@ def apply_security_defaults(spec: Spec) -> None:
     spec.linux.masked_paths = list(MASKED_PATHS)
     spec.linux.readonly_paths = list(READONLY_PATHS)
     spec.linux.seccomp = resolved_default_profile(list(DEFAULT_CAPABILITIES))
+    # CAP_MKNOD stays (Docker's 14), so the device policy is what keeps root in the container
+    # from creating and opening a node for the host's disk.
+    resources = spec.linux.resources or Resources()
+    resources.devices = [DeviceRule(allow=False, access="rwm")]  # type "a": every device
+    spec.linux.resources = resources

@@ -32,6 +32,7 @@ same over its sync pipe), because some steps can only be done from outside:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -128,7 +129,7 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
         # above) before anything happens in it.
         if userns.creates_user_namespace(spec):
             userns.write_maps(pid, spec)
-        os.write(to_child_w, b"n")
+        _tell(to_child_w, b"n")
         # The child finishes the namespaces stage (and may pause after it); "r" when done,
         # end-of-file if it was aborted or failed.
         if os.read(to_parent_r, 1) == b"r":
@@ -136,7 +137,7 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
             if log.active:
                 log.emit(Event("stage", log.stage, phase="start", message=pipeline.CGROUPS.summary))
             cgroup = cgroups_stage.attach(spec, options, pid)
-            os.write(to_child_w, b"g")
+            _tell(to_child_w, b"g")
     except BaseException:
         # Setup failed on our side: the container process must not outlive it.
         os.kill(pid, signal.SIGKILL)
@@ -158,6 +159,14 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
         return 0
     oom_killed = cgroups_stage.finish(cgroup) if cgroup is not None else False
     return _report_exit(status, oom_killed)
+
+
+def _tell(fd: int, step: bytes) -> None:
+    """Let the container process go on. If it was killed meanwhile (a signal from outside
+    while we set it up), its end of the pipe is closed: say nothing, _watch reaps it and
+    reports how it ended (137 for SIGKILL), as if it had died a moment later."""
+    with contextlib.suppress(BrokenPipeError):
+        os.write(fd, step)
 
 
 def _start_container_process(spec: Spec) -> int:

@@ -223,6 +223,9 @@ def example_spec(*, rootless: bool = False) -> Spec:
         spec.linux.namespaces.append(Namespace("user"))
         spec.linux.uid_mappings = [IdMapping(0, uid, 1)]
         spec.linux.gid_mappings = [IdMapping(0, gid, 1)]
+        # As `runc spec --rootless`: no resources (a rootless container has no devices
+        # cgroup, see kit.cgroups.devices).
+        spec.linux.resources = None
     return spec
 
 
@@ -307,7 +310,6 @@ class Creation:
         self.gate = gate
         self.stdio = stdio
         self.findings: list[Finding] = []
-        self.devices: Any = None
         #: Stop after these stages until a line arrives on stdin (crash tests, learners).
         self.pause_after = list(pause_after or [])
         #: Write every event of the init (system calls, stages) here as JSON lines.
@@ -343,12 +345,10 @@ class Creation:
         directory = state.container_dir(self.container_id)
         fifo = make_fifo(directory) if self.gate else None
         sock = _connect(self.console_socket) if self.console_socket else None
-        wants_devices = bool(spec.linux.resources and spec.linux.resources.devices)
-        stops = sorted(set(self.pause_after) | ({"namespaces"} if wants_devices else set()))
         container = ContainerProcess(
             spec,
             container_id=self.container_id,
-            pause_after=stops,
+            pause_after=sorted(set(self.pause_after)),
             stdin=self.stdio[0],
             stdout=self.stdio[1],
             stderr=self.stdio[2],
@@ -364,8 +364,6 @@ class Creation:
                 sock.close()
                 sock = None
             while (pause := container.next_pause()) is not None:
-                if pause.stage == "namespaces" and wants_devices:
-                    self.apply_devices(spec, pause.host_pid)
                 if pause.stage in self.pause_after and not _wait_for_a_line(pause.stage):
                     container.abort()
                     break
@@ -404,12 +402,6 @@ class Creation:
 
         stream = open(self.events_file, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
         return json_printer(stream)
-
-    def apply_devices(self, spec: Spec, pid: int) -> None:
-        from kit.cgroups.devices import attach
-        from kit.cgroups.manager import cgroup_path
-
-        self.devices = attach(spec, cgroup_path(spec, self.container_id), pid)
 
 
 def _wait_for_a_line(stage: str) -> bool:

@@ -1,10 +1,13 @@
 """Stage ``cgroups``: put the container in its own cgroups, then give it a cgroup namespace.
 
-Namespaces decide what a container can *see*; cgroups decide how much it may *use*. With
-``--memory``, ``--pids-limit`` or ``--cpus``, the init parent (outside the container, with the
-host's privileges) creates ``kit/<tag>-<id>`` in each cgroup tree, writes the limits into it,
-and moves the waiting container process in by writing its PID to ``cgroup.procs``. From then
-on, the kernel counts everything that process and its descendants use against the limits.
+Namespaces decide what a container can *see*; cgroups decide how much it may *use*, and which
+devices it may touch. The init parent (outside the container, with the host's privileges)
+creates ``kit/<tag>-<id>`` in the cgroup trees it needs, writes the limits into it (with
+``--memory``, ``--pids-limit`` or ``--cpus``) and the device policy (always, as root: deny
+every device but the standard ones, see :mod:`kit.cgroups.devices`), and moves the waiting
+container process in by writing its PID to ``cgroup.procs``. From then on, the kernel counts
+everything that process and its descendants use against the limits, and refuses to open or
+create any device node the policy does not allow, however privileged the process is.
 
 Then the container process unshares its cgroup namespace. The new namespace's root is the
 cgroup the process is in *at that moment*, so the order matters: join first, unshare second.
@@ -17,7 +20,10 @@ removes the cgroup, which the kernel allows only once no process is left in it.
 
 from __future__ import annotations
 
+import errno
+
 from kit.cgroups import ContainerCgroup, open_cgroup
+from kit.errors import KitError
 from kit.linux.flags import CLONE_NEWCGROUP
 from kit.linux.namespaces import unshare
 from kit.runtime.context import InitContext, InitOptions
@@ -29,17 +35,26 @@ def attach(spec: Spec, options: InitOptions, pid: int) -> ContainerCgroup | None
     """In the init parent: create the container's cgroup and move ``pid`` into it."""
     cgroup = open_cgroup(spec, options.container_id)
     if cgroup is None:
-        tracer().info("no resource limits: the container stays in its parent's cgroups")
+        tracer().info("no limits, no device policy: the container stays in its parent's cgroups")
         return None
     try:
         cgroup.join(pid)
+    except KitError as error:
+        cgroup.remove()
+        if error.errno == errno.ESRCH:
+            # Killed from outside while its cgroup was made: there is nothing to confine;
+            # the init parent reaps it and reports the signal.
+            return None
+        raise
     except BaseException:
         cgroup.remove()
         raise
+    devices = cgroup.devices
     tracer().info(
         f"container process joined cgroup {cgroup.path} (cgroup v{cgroup.version})",
         paths=cgroup.paths(),
         version=cgroup.version,
+        devices=None if devices is None else ("v2 bpf" if devices.unified else "v1"),
     )
     return cgroup
 
