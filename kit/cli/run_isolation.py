@@ -5,6 +5,8 @@
     kit run --memory 64m --pids-limit 32 --cpus 0.5 ...   cgroup limits
     kit run --ulimit nofile=1024:2048 ...       per-process limits (setrlimit)
     kit run --landlock /bin:rx --landlock /tmp:rw ...      only these paths are reachable
+    kit run --device /dev/zero:/dev/myzero:r ...   a host device node in the container
+    kit run --device-cgroup-rule 'c 10:200 rwm' ...        allow more devices (cgroup)
 
 Run as an ordinary user, kit always uses a user namespace (rootless mode): nothing else could
 create the other namespaces.
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 
 from kit.errors import KitError
-from kit.spec import IdMapping, Spec
+from kit.spec import Device, DeviceRule, IdMapping, Resources, Spec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a per-process limit, e.g. nofile=1024:2048 (repeatable)",
     )
     group.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="HOST[:CONTAINER][:rwm]",
+        help="give the container a host device: the node is created inside and the device "
+        "cgroup allows it (r read, w write, m mknod; default rwm; repeatable)",
+    )
+    group.add_argument(
+        "--device-cgroup-rule",
+        action="append",
+        default=[],
+        metavar="'TYPE MAJOR:MINOR ACCESS'",
+        help="add a rule to the device cgroup's allow-list, e.g. 'c 10:200 rwm' or 'b 8:* r' "
+        "(repeatable; every other device stays denied)",
+    )
+    group.add_argument(
         "--landlock",
         action="append",
         default=None,
@@ -84,6 +103,7 @@ def parse_idmap(text: str, flag: str) -> IdMapping:
 
 def apply(args: argparse.Namespace, spec: Spec) -> None:
     apply_user_namespace(args, spec)
+    apply_devices(args, spec)
     apply_limits(args, spec)
     from kit.security.rlimits import add_ulimits
 
@@ -153,6 +173,97 @@ def _check_delegated() -> None:
         "delegates a subtree to you; `kit doctor` shows the cgroup setup",
         exit_code=2,
     )
+
+
+def apply_devices(args: argparse.Namespace, spec: Spec) -> None:
+    """--device and --device-cgroup-rule: nodes in the container and rules that allow them,
+    after the default "deny every device" (see kit.cgroups.device_rules)."""
+    if not args.device and not args.device_cgroup_rule:
+        return
+    from kit.cgroups.device_rules import parse_rule
+    from kit.security import userns
+
+    resources = spec.linux.resources or Resources()
+    for text in args.device:
+        device, rule = parse_device(text)
+        if userns.creates_user_namespace(spec) and device.path != _host_path(text):
+            raise KitError(
+                f"--device {text}: in a user namespace the node keeps its host path",
+                cause="mknod needs CAP_MKNOD in the host's user namespace, so kit bind-mounts "
+                "the host's node at the same path instead (as runc does)",
+                fix=f"use --device {_host_path(text)} (without a different container path)",
+                exit_code=2,
+            )
+        spec.linux.devices = [d for d in spec.linux.devices if d.path != device.path]
+        spec.linux.devices.append(device)
+        resources.devices.append(rule)
+    for text in args.device_cgroup_rule:
+        resources.devices.append(parse_rule(text))
+    spec.linux.resources = resources
+
+
+def _host_path(text: str) -> str:
+    return text.split(":", 1)[0]
+
+
+def parse_device(text: str) -> tuple[Device, DeviceRule]:
+    """``/dev/zero:/dev/myzero:r`` -> the node to create and the rule that allows it (Docker's
+    syntax: the container path defaults to the host path, the access to rwm)."""
+    parts = text.split(":")
+    access = "rwm"
+    target = ""
+    if len(parts) == 3:
+        target, access = parts[1], parts[2]
+    elif len(parts) == 2:
+        if parts[1] and set(parts[1]) <= set("rwm"):
+            access = parts[1]
+        else:
+            target = parts[1]
+    elif len(parts) != 1:
+        parts = []
+    source = parts[0] if parts else ""
+    target = target or source
+    if not source or not os.path.isabs(target) or not access or set(access) - set("rwm"):
+        raise KitError(
+            f"invalid --device {text!r}",
+            cause="the form is HOST[:CONTAINER][:ACCESS]: HOST and CONTAINER are absolute "
+            "paths, ACCESS is some of r (read), w (write), m (mknod)",
+            fix="write e.g. --device /dev/zero:/dev/myzero:rw",
+            exit_code=2,
+        )
+    try:
+        # Follows symlinks, as Docker does (/dev/disk/by-id/... names the real node).
+        info = os.stat(source)
+    except OSError as error:
+        raise KitError(
+            f"--device {text}: cannot read the host's {source}",
+            errno=error.errno,
+            fix="name an existing device node of the host, e.g. /dev/zero",
+            exit_code=2,
+        ) from None
+    if stat.S_ISCHR(info.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(info.st_mode):
+        kind = "b"
+    else:
+        raise KitError(
+            f"--device {text}: {source} is not a device node",
+            cause="--device gives the container one character or block device",
+            fix="name a device node (ls -l shows c or b first), e.g. /dev/zero",
+            exit_code=2,
+        )
+    major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
+    letters = "".join(c for c in "rwm" if c in access)
+    device = Device(
+        target,
+        kind,
+        major,
+        minor,
+        file_mode=stat.S_IMODE(info.st_mode),
+        uid=info.st_uid,
+        gid=info.st_gid,
+    )
+    return device, DeviceRule(True, kind, major, minor, letters)
 
 
 def apply_landlock(args: argparse.Namespace, spec: Spec) -> None:
