@@ -67,6 +67,7 @@ from kit import (
     mounts,
 )
 from kit.errors import KitError
+from kit.linux import caps
 from kit.linux.flags import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -292,6 +293,9 @@ def _join_and_run(spec: Spec, channels: Channels, options: InitOptions, target: 
     opened = open_namespaces(target)
     try:
         join_cgroups(target.pid)
+        # Read while /proc is the host's: the container may have none (a container can unmount
+        # it), and the capabilities stage needs the kernel's last capability number.
+        caps.last_cap()
         for name, flag in JOIN_ORDER:
             if name in opened:
                 setns(opened[name], flag, path=f"/proc/{target.pid}/ns/{name}")
