@@ -5,7 +5,8 @@ probe here is one small shell command run as a container's program through ``kit
 twice: once with the control on (the kernel must refuse, with a known errno) and once with
 the control off (the same command then works, which proves the probe *can* fail, i.e. that
 it was the control that refused). Every "off" case is harmless by choice: it writes to the
-container's own hostname, a scratch file, a user namespace that dies with the process.
+container's own hostname, a scratch file, a user namespace that dies with the process, or
+opens an idle loop device read-only without reading it.
 
 The commands use only what a busybox or a Debian root filesystem has. A command prints one
 line: ``ok`` if it worked, or ``error: <message>``; :func:`outcome` turns the message into
@@ -132,6 +133,21 @@ PROBES: tuple[Probe, ...] = (
         enforced="EPERM",
         broken="ok",
         consequence="a device node (a copy of /dev/null) was created in /tmp",
+    ),
+    Probe(
+        key="device-cgroup",
+        title="open a host block device",
+        control="the device cgroup (every device denied but the standard ones)",
+        # Root keeps CAP_MKNOD, so the node is made; opening it read-only reads nothing.
+        # 7:0 is loop0, a block device every Linux host has and nothing here uses.
+        command="mknod /dev/kit-disk b 7 0 && : < /dev/kit-disk",
+        on_flags=(),
+        off_flags=("--device-cgroup-rule", "b 7:0 r"),
+        enforced="EPERM",
+        broken="ok",
+        consequence="root made a node for the host's block device 7:0 (loop0) and opened it "
+        "(read-only, nothing read); with the host's real disk, that is every file on the "
+        "host, past every mount namespace",
     ),
     Probe(
         key="chown",

@@ -22,7 +22,7 @@ from kit.security.capabilities import DEFAULT_CAPABILITIES, container_capabiliti
 from kit.security.seccomp_default import resolved_default_profile
 from kit.security.seccomp_filter import compile_profile
 from kit.security.seccomp_profile import parse
-from kit.spec import Mount
+from kit.spec import DeviceRule, Mount, Resources
 from lessons import kernel
 from lessons.context import StepContext
 from lessons.model import Challenge, Lesson, Question, Step, Verdict
@@ -212,6 +212,7 @@ def matrix(ctx: StepContext) -> None:
     loose.linux.seccomp = None
     loose.linux.masked_paths = []
     loose.linux.readonly_paths = []
+    loose.linux.resources = Resources(devices=[DeviceRule(allow=True, access="rwm")])
     ctx.start(LOOSE, loose)
     ctx.show(
         Facts(
