@@ -4,7 +4,9 @@ Programs expect /dev/null, /dev/zero, /dev/full, /dev/random, /dev/urandom and /
 exist (the OCI runtime spec requires them). A device node is just a name for a (type, major,
 minor) number triple; mknod(2) creates one. It needs CAP_MKNOD in the *initial* user namespace,
 so inside a user namespace kit bind-mounts the host's node over an empty file instead, as runc
-does. Disk devices are never created: the container has no way to reach the host's disks.
+does. kit creates no disk device unless ``--device`` asks for one, and a node root makes
+itself is no way in either: the device cgroup (:mod:`kit.cgroups.devices`) refuses to open
+any device it does not allow.
 """
 
 from __future__ import annotations
