@@ -369,3 +369,16 @@ def test_exec_it_in_a_real_terminal(host_rootfs: Path, tmp_path: Path) -> None:
         assert done.read_text().strip() == "5"
     finally:
         tmux.kill()
+
+
+def test_exec_into_a_container_without_proc(host_rootfs: Path) -> None:
+    # The container unmounts its own /proc (it was given CAP_SYS_ADMIN for that): the joiner
+    # reads what it needs from the host's /proc before entering, and still drops capabilities.
+    start(host_rootfs, "noproc", "--cap-add", "SYS_ADMIN")
+    kit("exec", "noproc", "umount", "-R", "/proc")
+    assert kit("exec", "noproc", "ls", "/proc").stdout == ""
+    kit("exec", "noproc", "mount", "-t", "proc", "proc", "/proc")
+    mine = kit("exec", "noproc", "cat", "/proc/self/status").stdout
+    theirs = kit("exec", "noproc", "cat", "/proc/1/status").stdout
+    keys = ("CapEff", "CapBnd", "Seccomp")
+    assert status_lines(mine, keys) == status_lines(theirs, keys)
