@@ -48,8 +48,8 @@ def kit_doctor() -> DoctorVerdict:
         return (
             False,
             "kit's containers can run here without root, but the lessons need root: they mount "
-            "on the host (lesson 3's propagation demo) and enter containers with nsenter. Run "
-            "`sudo python tui.py`.",
+            "on the host (lesson 3's propagation demo) and enter half-built containers from "
+            "the host. Run `sudo python tui.py`.",
             lines,
         )
     return can_run, explanation, lines
@@ -133,7 +133,9 @@ class KitApp(App[None]):
     def open_shell(self, command: ShellCommand) -> int:
         """Hand the terminal to a shell inside the lesson's container until it exits.
 
-        The one interactive escape of the app; tests replace this method.
+        The one interactive escape of the app; tests replace this method. ``command`` joins
+        the container as ``kit exec`` does (see lessons.shell): the shell gets a terminal of
+        the container's own, relayed to ours, and the container's confinement.
         """
         with self.suspend():
             sys.stdout.write("\n" + command.banner + "\n")

@@ -216,7 +216,8 @@ class StepContext:
     def exec(
         self, name: str, command: str, *, timeout: float = 30.0
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``sh -c command`` inside a kept object (its namespaces and root)."""
+        """Run ``sh -c command`` inside a kept object, as the learner's shell there would
+        (see :mod:`lessons.shell`)."""
         return self.session.exec(name, command, timeout=timeout)
 
     def output_of(self, name: str, command: str) -> str:

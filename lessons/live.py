@@ -22,6 +22,8 @@ from typing import Any
 
 from kit.errors import KitError
 from kit.probes.experiment import Experiment
+from kit.runtime import pipeline
+from kit.runtime.exec import PROCESS_STAGES
 from kit.runtime.launcher import ContainerProcess, ExitStatus, Pause
 from kit.spec import Spec
 from kit.trace import Event
@@ -97,6 +99,20 @@ class LiveContainer:
         if self.pause is not None:
             return f"paused {self.pause.phase} {self.pause.stage}"
         return "starting"
+
+    @property
+    def confined(self) -> bool:
+        """Whether the container's process has started confining itself (its first process
+        stage ran): from then on, a process joining it gets the container's whole confinement
+        (see :mod:`lessons.shell`)."""
+        if self.running:
+            return True
+        if self.pause is None:
+            return False
+        names = pipeline.stage_names()
+        first = min(names.index(stage) for stage in PROCESS_STAGES)
+        done = names.index(self.pause.stage) + (1 if self.pause.phase == "after" else 0)
+        return done > first
 
     def advance(self) -> Pause | None:
         """Resume to the next pause (or into the program). Raises the KitError if setup

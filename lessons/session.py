@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.errors import KitError
+from kit.runtime.state import process_start_time
 from kit.trace import Event, tracer
 from lessons import kernel
 from lessons.context import StepContext
 from lessons.live import Live, LiveContainer
 from lessons.model import Lesson, Step, Verdict
 from lessons.observe import Observation
-from lessons.shell import enter_argv, shell_environment
+from lessons.shell import command_environment, exec_argv, exec_spec, join_argv
 from lessons.workspace import teardown, workspace_for
 
 EventSink = Callable[[Event], None]
@@ -53,6 +54,9 @@ class ShellCommand:
     argv: list[str]
     env: dict[str, str]
     banner: str
+    #: Joined like ``kit exec`` (every namespace, cgroup and the container's confinement);
+    #: False for an nsenter-like join (namespaces, root, cgroup: see lessons.shell).
+    confined: bool = True
 
 
 class Session:
@@ -149,6 +153,9 @@ class Session:
     # --- inside ------------------------------------------------------------------------------
 
     def _enter(self, name: str, argv: list[str]) -> list[str]:
+        """The command that runs ``argv`` in the kept object ``name`` (see lessons.shell):
+        as ``kit exec`` for a container that has confined itself, else an nsenter-like join
+        of what exists (namespaces, root, cgroups)."""
         obj = self.objects.get(name)
         if obj is None or not kernel.alive(obj.host_pid):
             raise KitError(
@@ -156,19 +163,28 @@ class Session:
                 fix="run the step again (or reset the lesson)",
             )
         assert obj.host_pid is not None
+        label = f"lesson {self.lesson.number}"
+        if isinstance(obj, LiveContainer) and obj.confined:
+            spec_file = self.workspace / ".shells" / f"{name}.json"
+            spec_file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = spec_file.with_suffix(".tmp")
+            temporary.write_text(exec_spec(obj.spec, label).to_json())
+            temporary.replace(spec_file)
+            start = process_start_time(obj.host_pid) or 0
+            return exec_argv(spec_file, obj.host_pid, start, argv)
         joined = (
             sorted(kernel.new_namespaces(obj.host_pid)) if isinstance(obj, LiveContainer) else []
         )
-        return enter_argv(obj.host_pid, argv, tuple(joined))
+        return join_argv(obj.host_pid, argv, joined, label)
 
     def exec(
         self, name: str, command: str, *, timeout: float = 30.0
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``sh -c command`` inside a kept object; output captured."""
+        """Run ``sh -c command`` inside a kept object, as its shell would; output captured."""
         argv = self._enter(name, ["/bin/sh", "-c", command])
         return subprocess.run(
             argv,
-            env=shell_environment(self.lesson.id),
+            env=command_environment(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -183,11 +199,22 @@ class Session:
         if name is None or obj is None or not kernel.alive(obj.host_pid):
             return None
         argv = self._enter(name, ["/bin/sh"])
+        confined = isinstance(obj, LiveContainer) and obj.confined
+        if not isinstance(obj, LiveContainer):
+            how = "its root joined: a lesson's experiment process, not a container"
+        elif confined:
+            how = "joined like `kit exec`: namespaces, cgroup, user, capabilities, seccomp"
+        else:
+            how = (
+                "its namespaces, root and cgroup joined: the container confines itself only "
+                "just before exec"
+            )
         banner = (
-            f"kit lesson {self.lesson.number}: a shell inside {name!r} ({obj.where}).\n"
+            f"kit lesson {self.lesson.number}: a shell inside {name!r} ({obj.where}),\n"
+            f"{how}.\n"
             "Look around; type `exit` (or Ctrl-D) to return to the lesson.\n"
         )
-        return ShellCommand(argv, shell_environment(f"lesson {self.lesson.number}"), banner)
+        return ShellCommand(argv, command_environment(), banner, confined)
 
     # --- teardown ----------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Workers run real containers; tests wait for them (``app.workers.wait_for_complete()`` and
 ``pilot.pause()``), never sleep. "Open a shell here" goes through ``KitApp.open_shell``, which
 the tests replace: instead of a person typing, the replacement runs commands through the very
-command the app built (nsenter into the real container).
+command the app built (a join of the real container like ``kit exec``, or, in a container paused
+before it confines itself, of its namespaces, root and cgroup; see lessons/shell.py).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ async def test_lessons_1_to_4_with_a_challenge_failed_then_passed() -> None:
         await pilot.press("s")
         await settle(pilot)
         assert len(calls) == 1 and "--pid" in calls[0].argv
+        assert calls[0].confined and calls[0].argv[3] == "exec"  # joined like kit exec
         assert "✗ Check: /tmp/pid1 says 'init'" in status(app)
         assert not app.progress.lesson("container-view").done("find-pid1")
         assert screen.query_one("#next", Button).disabled

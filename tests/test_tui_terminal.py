@@ -105,6 +105,14 @@ def test_tui_in_a_real_terminal(kit_root: Path, tmp_path: Path) -> None:
         tmux.keys("hostname; echo pid1=$(cat /proc/1/comm)", "Enter")
         screen = tmux.wait_for("pid1=sleep")
         assert "lesson-1" in screen
+        # Joined like kit exec: the container's seccomp filter and capabilities, its terminal.
+        tmux.keys(
+            "grep -q 'Seccomp:.2' /proc/self/status && "
+            '[ "$(grep CapEff /proc/self/status)" = "$(grep CapEff /proc/1/status)" ] && '
+            "echo confined=$(tty)",
+            "Enter",
+        )
+        tmux.wait_for("confined=/dev/pts/0")
         tmux.keys("exit", "Enter")
         tmux.wait_for("Back from the container's shell")
 

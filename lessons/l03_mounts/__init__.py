@@ -17,6 +17,8 @@ from pathlib import Path
 
 from kit import mounts
 from kit.runtime.launcher import Pause
+from kit.security.capabilities import DEFAULT_CAPABILITIES, container_capabilities
+from kit.security.seccomp_default import resolved_default_profile
 from lessons import kernel
 from lessons.context import StepContext
 from lessons.live import LiveContainer
@@ -289,10 +291,16 @@ def check_devices(ctx: StepContext) -> Verdict:
 
 
 def no_proc(ctx: StepContext) -> None:
-    ctx.start(NOPROC, ctx.spec(hostname="no-proc"))
-    # Built like every container, then its /proc (and the masked paths mounted inside it) is
-    # taken away from the host side, with the host's privileges: the container's own programs
-    # lack CAP_SYS_ADMIN and could not unmount it.
+    spec = ctx.spec(hostname="no-proc")
+    # Mounting needs CAP_SYS_ADMIN, which containers do not get by default (and kit's default
+    # seccomp profile allows mount(2) only with it). The learner's shell is confined exactly
+    # like the container, so this container is given it, as `kit run --cap-add SYS_ADMIN`
+    # would give it: the capability, and the profile made for that capability list.
+    granted = [*DEFAULT_CAPABILITIES, "CAP_SYS_ADMIN"]
+    spec.process.capabilities = container_capabilities(granted)
+    spec.linux.seccomp = resolved_default_profile(granted)
+    ctx.start(NOPROC, spec)
+    # Then its /proc (and the masked paths mounted inside it) is taken away, from inside.
     ctx.output_of(NOPROC, "umount -R /proc")
     pid = ctx.pid(NOPROC)
     assert pid is not None
