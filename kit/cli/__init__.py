@@ -120,10 +120,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = _base_parser()
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     wanted = _requested_command(parser, argv) if argv is not None else None
-    modules = [importlib.import_module(name) for name in COMMAND_MODULES]
-    chosen = [m for m in modules if wanted in getattr(m, "COMMANDS", ())]
-    for module in chosen or modules:
-        module.register(subparsers)
+    if wanted is not None:
+        # One module at a time, until one declares the command: `kit run` imports
+        # kit.cli.run and no other command's module.
+        for name in COMMAND_MODULES:
+            module = importlib.import_module(name)
+            if wanted in getattr(module, "COMMANDS", ()):
+                module.register(subparsers)
+                return parser
+    for name in COMMAND_MODULES:  # --help, or a command of a module without COMMANDS
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
