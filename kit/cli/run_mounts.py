@@ -47,11 +47,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def apply(args: argparse.Namespace, spec) -> None:  # type: ignore[no-untyped-def]
+    from kit.runtime import state
+    from kit.runtime.etc_files import add_etc_mounts
+
+    if args.volume or args.tmpfs or args.mount:
+        _add_requested_mounts(args, spec)
+    if args.read_only:
+        spec.root.readonly = True
+    container_id = getattr(args, "container_id", None)
+    if container_id:
+        add_etc_mounts(spec, state.container_dir(container_id), host_network=args.net == "host")
+
+
+def _add_requested_mounts(args: argparse.Namespace, spec) -> None:  # type: ignore[no-untyped-def]
+    """-v, --tmpfs and --mount (their parsers and kit.volumes are imported only when used)."""
     import os
 
     from kit import volumes
-    from kit.runtime import state
-    from kit.runtime.etc_files import add_etc_mounts
     from kit.runtime.user_mounts import merge, parse_mount, parse_tmpfs, parse_volume
 
     requested = (
@@ -67,14 +79,9 @@ def apply(args: argparse.Namespace, spec) -> None:  # type: ignore[no-untyped-de
         spec.linux.rootfs_propagation = "rshared"
     elif modes & {"slave", "rslave"}:
         spec.linux.rootfs_propagation = "rslave"
-    if args.read_only:
-        spec.root.readonly = True
     for item in requested:
         if item.volume is None:
             continue
         volume = volumes.create(item.volume)  # created on first use, as Docker does
         if not item.nocopy and spec.root.path and os.path.isdir(spec.root.path):
             volumes.populate(volume, spec.root.path, item.mount.destination)
-    container_id = getattr(args, "container_id", None)
-    if container_id:
-        add_etc_mounts(spec, state.container_dir(container_id), host_network=args.net == "host")
