@@ -21,6 +21,42 @@ def kit_executable() -> list[str]:
     return [found] if found else [sys.executable, "-m", "kit"]
 
 
+#: Set to a directory holding another checkout's ``kit`` package (for example
+#: ``git archive OLD kit | tar -x -C DIR``) to time that kit too, side by side in the same run.
+BASELINE_VARIABLE = "KIT_BENCH_BASELINE"
+
+
+def kit_variants(env: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """Label suffix -> environment for each kit to time: this checkout's (suffix ""), and the
+    baseline's (" [baseline]") when KIT_BENCH_BASELINE names one. Both run through the same
+    ``kit`` command; PYTHONPATH puts the baseline's package first."""
+    base = dict(env if env is not None else os.environ)
+    variants = {"": base}
+    baseline = os.environ.get(BASELINE_VARIABLE)
+    if baseline:
+        variants[" [baseline]"] = {**base, "PYTHONPATH": os.path.abspath(baseline)}
+    return variants
+
+
+def compile_bytecode() -> None:
+    """Compile kit (and the baseline) to bytecode first, as an installed package is.
+
+    With PYTHONDONTWRITEBYTECODE set (some sandboxes set it), Python never writes the
+    ``__pycache__`` of an editable checkout, and every kit start would compile the modules
+    that changed since from source: the benchmark would time the compiler, not kit.
+    """
+    import compileall
+
+    import kit
+
+    packages = [Path(kit.__file__).resolve().parent]
+    baseline = os.environ.get(BASELINE_VARIABLE)
+    if baseline:
+        packages.append(Path(baseline) / "kit")
+    for package in packages:
+        compileall.compile_dir(str(package), quiet=1)
+
+
 def time_command(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
     """Wall-clock seconds of one run; a failing run is an error, not a fast sample."""
     started = time.perf_counter()

@@ -20,7 +20,16 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, kit_executable, machine, report, scratch_dir, time_command
+from common import (
+    compile_bytecode,
+    interleaved,
+    kit_executable,
+    kit_variants,
+    machine,
+    report,
+    scratch_dir,
+    time_command,
+)
 
 
 def tree_size(root: Path) -> int:
@@ -37,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
+    compile_bytecode()
     from kit.rootfs import build_rootfs
 
     base = scratch_dir("kit-bench-export-")
@@ -52,21 +62,20 @@ def main() -> None:
             [*kit, "run", "--name", "c", "--rootfs", str(rootfs), "/bin/true"], env=env, check=True
         )
         out = base / "out.tar"
-        samples = interleaved(
-            {
-                "tar -c": lambda i: time_command(["tar", "-C", str(rootfs), "-cf", str(out), "."]),
-                "kit export": lambda i: time_command(
-                    [*kit, "export", "-o", str(out), "c"], env=env
-                ),
-                "python3 -c pass (interpreter only)": lambda i: time_command(
-                    [sys.executable, "-c", "pass"]
-                ),
-            },
-            runs=args.runs,
+        contenders = {
+            "tar -c": lambda i: time_command(["tar", "-C", str(rootfs), "-cf", str(out), "."]),
+        }
+        for suffix, variant_env in kit_variants(env).items():
+            contenders["kit export" + suffix] = lambda i, e=variant_env: time_command(
+                [*kit, "export", "-o", str(out), "c"], env=e
+            )
+        contenders["python3 -c pass (interpreter only)"] = lambda i: time_command(
+            [sys.executable, "-c", "pass"]
         )
+        samples = interleaved(contenders, runs=args.runs)
         print(f"machine: {machine()}; tree: {size / 2**20:.1f} MiB; runs: {args.runs} each")
         medians = report("export of a root filesystem", samples, baseline="tar -c")
-        for name in ("tar -c", "kit export"):
+        for name in [n for n in samples if n.startswith(("tar", "kit"))]:
             mib_s = size / 2**20 / (statistics.median(samples[name]))
             print(f"  {name:<34} {mib_s:>10.0f} MiB/s")
         own = medians["kit export"] - medians["python3 -c pass (interpreter only)"]

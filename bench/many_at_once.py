@@ -22,7 +22,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import kit_executable, machine, report, require, scratch_dir
+from common import (
+    compile_bytecode,
+    kit_executable,
+    kit_variants,
+    machine,
+    report,
+    require,
+    scratch_dir,
+)
 
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
 
@@ -70,13 +78,16 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20)
     args = parser.parse_args()
     require("runc")
+    compile_bytecode()
     from kit.rootfs import build_rootfs
 
     base = scratch_dir("kit-bench-concurrent-")
     kit = kit_executable()
     env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
+    variants = kit_variants(env)
     runc = ["runc", "--root", str(base / "runc-state")]
-    samples: dict[str, list[float]] = {"runc run -d x20": [], "kit run -d x20": []}
+    samples: dict[str, list[float]] = {"runc run -d x20": []}
+    samples.update({f"kit run -d x20{suffix}": [] for suffix in variants})
     try:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "busybox")
@@ -93,24 +104,25 @@ def main() -> None:
             samples["runc run -d x20"].append(seconds)
             for name in names:
                 subprocess.run([*runc, "delete", "--force", name], check=True, **QUIET)
-            seconds, codes = burst(
-                [
-                    [*kit, "run", "-d", "--rootfs", str(rootfs), "sleep", "60"]
-                    for _ in range(args.count)
-                ],
-                env,
-            )
-            assert codes == [0] * args.count, f"kit: {codes}"
-            samples["kit run -d x20"].append(seconds)
-            check_kit_state(kit, env, args.count)
-            ids = subprocess.run(
-                [*kit, "ps", "-q", "--no-trunc"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            subprocess.run([*kit, "rm", "-f", *ids], env=env, check=True, **QUIET)
+            for suffix, variant_env in variants.items():
+                seconds, codes = burst(
+                    [
+                        [*kit, "run", "-d", "--rootfs", str(rootfs), "sleep", "60"]
+                        for _ in range(args.count)
+                    ],
+                    variant_env,
+                )
+                assert codes == [0] * args.count, f"kit{suffix}: {codes}"
+                samples[f"kit run -d x20{suffix}"].append(seconds)
+                check_kit_state(kit, variant_env, args.count)
+                ids = subprocess.run(
+                    [*kit, "ps", "-q", "--no-trunc"],
+                    env=variant_env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                subprocess.run([*kit, "rm", "-f", *ids], env=variant_env, check=True, **QUIET)
         print(
             f"machine: {machine()}; {args.count} containers at once, {args.rounds} rounds; "
             "every round: all succeeded, state consistent"

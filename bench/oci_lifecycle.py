@@ -3,7 +3,7 @@
 The bundle is ``runc spec`` with the process set to /bin/true, on a root filesystem built by
 kit from the host's programs. One sample is the three commands in a row (delete --force, so a
 container that has not finished exiting yet is not an error for either runtime). Runs
-alternate between the two.
+alternate between the two (and a baseline kit, with KIT_BENCH_BASELINE: see bench/common.py).
 
     python3 bench/oci_lifecycle.py [--runs N]
 """
@@ -20,7 +20,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, kit_executable, machine, report, require, scratch_dir
+from common import (
+    compile_bytecode,
+    interleaved,
+    kit_executable,
+    kit_variants,
+    machine,
+    report,
+    require,
+    scratch_dir,
+)
 
 
 def runc_bundle(base: Path, rootfs: Path) -> Path:
@@ -56,6 +65,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     require("runc")
+    compile_bytecode()
     from kit.rootfs import build_rootfs
 
     base = scratch_dir("kit-bench-oci-")
@@ -66,13 +76,16 @@ def main() -> None:
         env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
         kit = kit_executable()
         runc = ["runc", "--root", str(base / "runc-state")]
-        samples = interleaved(
-            {
-                "runc create+start+delete": lambda i: lifecycle(runc, bundle, f"r{i + 10}", None),
-                "kit create+start+delete": lambda i: lifecycle(kit, bundle, f"k{i + 10}", env),
-            },
-            runs=args.runs,
-        )
+        contenders = {
+            "runc create+start+delete": lambda i: lifecycle(runc, bundle, f"r{i + 10}", None),
+        }
+        for n, (suffix, variant_env) in enumerate(kit_variants(env).items()):
+
+            def cycle(i: int, variant_env: dict[str, str] = variant_env, n: int = n) -> float:
+                return lifecycle(kit, bundle, f"k{n}-{i + 10}", variant_env)
+
+            contenders["kit create+start+delete" + suffix] = cycle
+        samples = interleaved(contenders, runs=args.runs)
         print(f"machine: {machine()}; kit: {' '.join(kit)}; runs: {args.runs} each")
         report("OCI lifecycle, /bin/true", samples, baseline="runc create+start+delete")
     finally:

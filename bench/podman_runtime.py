@@ -22,12 +22,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, kit_executable, machine, report, require, scratch_dir, time_command
+from common import (
+    compile_bytecode,
+    interleaved,
+    kit_executable,
+    kit_variants,
+    machine,
+    report,
+    require,
+    scratch_dir,
+    time_command,
+)
 
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
 
-def setup(base: Path) -> tuple[list[str], dict[str, str], Path]:
+def setup(base: Path) -> tuple[list[str], dict[str, str], dict[str, Path]]:
     (base / "containers.conf").write_text(
         '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
         f'events_logfile_path = "{base}/events.log"\ntmp_dir = "{base}/tmp"\n'
@@ -43,10 +53,15 @@ def setup(base: Path) -> tuple[list[str], dict[str, str], Path]:
     }
     env.pop("KIT_ROOT", None)
     podman = ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot")]
-    runtime = base / "kit-runtime"
+    # One runtime script per kit to time (this checkout, and the baseline's if one is given).
     kit = " ".join(kit_executable())
-    runtime.write_text(f'#!/bin/sh\nKIT_ROOT={base}/kit-root exec {kit} "$@"\n')
-    runtime.chmod(0o755)
+    runtimes: dict[str, Path] = {}
+    for n, (suffix, variant_env) in enumerate(kit_variants({}).items()):
+        runtime = base / f"kit-runtime{n}"
+        path = f"PYTHONPATH={variant_env['PYTHONPATH']} " if "PYTHONPATH" in variant_env else ""
+        runtime.write_text(f'#!/bin/sh\n{path}KIT_ROOT={base}/kit-root exec {kit} "$@"\n')
+        runtime.chmod(0o755)
+        runtimes[suffix] = runtime
     # The image: busybox, built and saved by kit.
     from kit.rootfs import build_rootfs
 
@@ -91,7 +106,7 @@ def setup(base: Path) -> tuple[list[str], dict[str, str], Path]:
         env=env,
         **quiet,
     )
-    return podman, env, runtime
+    return podman, env, runtimes
 
 
 def _cmdlines() -> list[bytes]:
@@ -116,12 +131,13 @@ def main() -> None:
     args = parser.parse_args()
     require("podman")
     require("runc")
+    compile_bytecode()
     base = scratch_dir("kit-bench-podman-")
     cgroups_before = set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
     podman: list[str] = []
     env: dict[str, str] = {}
     try:
-        podman, env, runtime = setup(base)
+        podman, env, runtimes = setup(base)
 
         def run(path: str) -> list[str]:
             return [
@@ -147,14 +163,12 @@ def main() -> None:
                 time.sleep(0.05)
             return time_command(argv, env=env)
 
-        samples = interleaved(
-            {
-                "podman run --runtime runc": lambda i: settled(run("runc")),
-                "podman run --runtime kit": lambda i: settled(run(str(runtime))),
-            },
-            runs=args.runs,
-            warmup=2,
-        )
+        contenders = {"podman run --runtime runc": lambda i: settled(run("runc"))}
+        for suffix, runtime in runtimes.items():
+            contenders["podman run --runtime kit" + suffix] = lambda i, r=runtime: settled(
+                run(str(r))
+            )
+        samples = interleaved(contenders, runs=args.runs, warmup=2)
         print(f"machine: {machine()}; runs: {args.runs} each")
         report("podman run --rm IMAGE sh -c :", samples, baseline="podman run --runtime runc")
     finally:

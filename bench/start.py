@@ -5,7 +5,17 @@ namespaces; the runc bundle is ``runc spec`` with the process set to /bin/true. 
 between the two. Also shown: a bare ``python3 -c pass`` (the interpreter's own start-up on this
 machine), which is part of every kit command and sets a floor no Python tool can go under.
 
-    python3 bench/start.py [--runs N]
+With KIT_BENCH_BASELINE=DIR (a directory holding another checkout's ``kit`` package), that
+kit is timed too, in the same alternation ("kit@baseline").
+
+``--breakdown`` also splits kit's median into where the time goes: the interpreter's start-up
+(with and without this machine's site-packages ``.pth`` files, which run for every Python
+program), importing what ``kit run`` imports, the container's own setup (first stage to
+execve, from ``--events json``), the program and teardown until the exit is reported, and
+what is left: the CLI's own work (parsing, the spec, the record, fork, waiting, removal) and
+the interpreter's exit.
+
+    python3 bench/start.py [--runs N] [--breakdown]
 """
 
 from __future__ import annotations
@@ -14,12 +24,33 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, kit_executable, machine, report, require, scratch_dir, time_command
+from common import (
+    compile_bytecode,
+    interleaved,
+    kit_executable,
+    kit_variants,
+    machine,
+    report,
+    require,
+    scratch_dir,
+    time_command,
+)
+
+#: The modules ``kit run`` imports (each pulls in the rest of the run path).
+RUN_PATH_MODULES = (
+    "kit.cli.run",
+    "kit.cli.run_isolation",
+    "kit.cli.run_security",
+    "kit.cli.run_mounts",
+    "kit.cli.foreground",
+    "kit.runtime.init",
+)
 
 
 def runc_bundle(base: Path, rootfs: Path) -> Path:
@@ -34,11 +65,77 @@ def runc_bundle(base: Path, rootfs: Path) -> Path:
     return bundle
 
 
+def container_phases(
+    kit: list[str], rootfs: Path, env: dict[str, str], events: Path
+) -> tuple[float, float]:
+    """(setup, program and teardown) in seconds, from one run's event stream: the first
+    stage's start to the execve, and the execve to the reported exit."""
+    events.unlink(missing_ok=True)
+    traced = ["--events", "json", "--events-file", str(events)]
+    subprocess.run(
+        [*kit, "run", "--rm", *traced, "--rootfs", str(rootfs), "/bin/true"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    stream = [json.loads(line) for line in events.read_text().splitlines()]
+    first = next(e["time"] for e in stream if e["kind"] == "stage")
+    execve = next(e["time"] for e in stream if e["kind"] == "syscall" and e["name"] == "execve")
+    end = next(e["time"] for e in stream if e["kind"] == "exit")
+    return execve - first, end - execve
+
+
+def breakdown(
+    medians: dict[str, float], kit: list[str], rootfs: Path, env: dict[str, str], runs: int
+) -> None:
+    # With the garbage collector set as kit's CLI sets it (kit.cli.main), so that only the
+    # imports differ from `python3 -c pass`.
+    imports = f"import gc; gc.set_threshold(20_000, 10, 10); import {', '.join(RUN_PATH_MODULES)}"
+    samples = interleaved(
+        {
+            "python3 -S -c pass": lambda i: time_command([sys.executable, "-S", "-c", "pass"]),
+            "python3 -c 'import <kit run path>'": lambda i: time_command(
+                [sys.executable, "-c", imports + "; gc.freeze()"], env=env
+            ),
+        },
+        runs=runs,
+    )
+    bare = statistics.median(samples["python3 -S -c pass"]) * 1000
+    imported = statistics.median(samples["python3 -c 'import <kit run path>'"]) * 1000
+    phases = [
+        container_phases(kit, rootfs, env, Path(env["KIT_ROOT"]) / "events.jsonl")
+        for _ in range(runs)
+    ]
+    setup = statistics.median(p[0] for p in phases) * 1000
+    program = statistics.median(p[1] for p in phases) * 1000
+    interpreter = medians["python3 -c pass (interpreter only)"]
+    total = medians["kit run --rm"]
+    rows = [
+        ("interpreter, no site (python3 -S -c pass)", bare),
+        ("site: site-packages and its .pth files here", interpreter - bare),
+        ("importing kit run's modules", imported - interpreter),
+        ("container setup (first stage to execve)", setup),
+        ("program and teardown (execve to exit report)", program),
+    ]
+    rest = total - sum(ms for _, ms in rows)
+    rows.append(("the rest: CLI work, fork, wait, record, exit", rest))
+    print(f"\nwhere kit run's {total:.1f} ms go (medians; events traced in the setup runs)")
+    for name, ms in rows:
+        print(f"  {name:<46} {ms:>7.1f} ms")
+    runc = medians["runc run"]
+    print(
+        f"  kit without the site .pth files would be about {total - (interpreter - bare):.1f} ms"
+        f" ({(total - (interpreter - bare)) / runc:.2f}x runc)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--breakdown", action="store_true", help="also split kit's time")
     args = parser.parse_args()
     require("runc")
+    compile_bytecode()
     from kit.rootfs import build_rootfs
 
     base = scratch_dir("kit-bench-start-")
@@ -49,24 +146,28 @@ def main() -> None:
         env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
         kit = kit_executable()
         runc_root = base / "runc-state"
-        samples = interleaved(
-            {
-                "runc run": lambda i: time_command(
-                    ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), f"b{i + 10}"]
-                ),
-                "kit run --rm": lambda i: time_command(
-                    [*kit, "run", "--rm", "--rootfs", str(rootfs), "/bin/true"], env=env
-                ),
-                "python3 -c pass (interpreter only)": lambda i: time_command(
-                    [sys.executable, "-c", "pass"]
-                ),
-            },
-            runs=args.runs,
+        contenders = {
+            "runc run": lambda i: time_command(
+                ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), f"b{i + 10}"]
+            ),
+        }
+        for suffix, variant_env in kit_variants(env).items():
+
+            def run(i: int, variant_env: dict[str, str] = variant_env) -> float:
+                argv = [*kit, "run", "--rm", "--rootfs", str(rootfs), "/bin/true"]
+                return time_command(argv, env=variant_env)
+
+            contenders["kit run --rm" + suffix] = run
+        contenders["python3 -c pass (interpreter only)"] = lambda i: time_command(
+            [sys.executable, "-c", "pass"]
         )
+        samples = interleaved(contenders, runs=args.runs)
         print(f"machine: {machine()}; kit: {' '.join(kit)}; runs: {args.runs} each")
         medians = report("container start, /bin/true", samples, baseline="runc run")
         own = medians["kit run --rm"] - medians["python3 -c pass (interpreter only)"]
         print(f"  kit beyond the interpreter's start-up: {own:.1f} ms")
+        if args.breakdown:
+            breakdown(medians, kit, rootfs, env, args.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
