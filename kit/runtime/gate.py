@@ -29,11 +29,14 @@ import contextlib
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from kit.errors import KitError
 from kit.linux.process import set_parent_death_signal
-from kit.runtime.context import InitContext
 from kit.trace import Event, text_printer, tracer
+
+if TYPE_CHECKING:  # only named: kit start and kit delete import this module without the spec
+    from kit.runtime.context import InitContext
 
 FIFO_NAME = "exec.fifo"
 

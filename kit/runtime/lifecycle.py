@@ -184,9 +184,8 @@ def container_cgroups(container_id: str) -> list[str]:
     from kit import mounts
     from kit.paths import root_tag
 
-    try:
-        custom = state.load_spec(container_id).linux.cgroups_path
-    except KitError:
+    custom = state.config_value(container_id, "linux", "cgroupsPath")
+    if not isinstance(custom, str):
         custom = None
     relative = (custom or f"/kit/{root_tag()}-{container_id}").strip("/")
     found: list[str] = []

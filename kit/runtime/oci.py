@@ -24,12 +24,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.errors import KitError
 from kit.runtime import lifecycle, state
 from kit.runtime.state import ContainerState
-from kit.spec import OCI_VERSION, Mount, Spec
+
+if TYPE_CHECKING:
+    # Imported where a spec is read or made: kit start, kill and delete never need kit.spec,
+    # whose dataclasses take about 5 ms to create.
+    from kit.spec import Spec
 
 REFUSE = "refuse"
 WARN = "warn"
@@ -172,6 +176,8 @@ def check_process_fields(unknown: list[str]) -> None:
 
 def adapt(spec: Spec, bundle: str) -> Spec:
     """The spec as kit will run it: root path absolute, cgroup mounts replaced."""
+    from kit.spec import Mount
+
     if not os.path.isabs(spec.root.path):
         spec.root.path = os.path.normpath(os.path.join(bundle, spec.root.path))
     adapted = []
@@ -198,6 +204,8 @@ def _unraisable_ambient(spec: Spec) -> list[str]:
 
 def load_bundle(bundle: str) -> tuple[Spec, list[Finding]]:
     """Read and check ``BUNDLE/config.json``; refuse what kit cannot honour."""
+    from kit.spec import Spec
+
     bundle = os.path.abspath(bundle)
     spec = Spec.load(os.path.join(bundle, "config.json"))
     findings = check_spec(spec)
@@ -211,6 +219,7 @@ def load_bundle(bundle: str) -> tuple[Spec, list[Finding]]:
 def example_spec(*, rootless: bool = False) -> Spec:
     """What ``kit spec`` writes: kit's defaults for a shell in ``rootfs`` (like ``runc spec``)."""
     from kit.runtime.defaults import default_spec
+    from kit.spec import OCI_VERSION
 
     spec = default_spec(["sh"], "rootfs", hostname="kit", terminal=True)
     spec.oci_version = OCI_VERSION
@@ -265,6 +274,8 @@ def status_of(record: ContainerState) -> str:
 
 def state_document(record: ContainerState) -> dict[str, Any]:
     """The runtime spec's state JSON (plus runc's extra fields podman reads)."""
+    from kit.spec import OCI_VERSION
+
     status = status_of(record)
     document: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
@@ -282,10 +293,8 @@ def state_document(record: ContainerState) -> dict[str, Any]:
 
 
 def _rootfs_of(record: ContainerState) -> str:
-    try:
-        return state.load_spec(record.id).root.path
-    except KitError:
-        return ""
+    path = state.config_value(record.id, "root", "path")
+    return path if isinstance(path, str) else ""
 
 
 class Creation:

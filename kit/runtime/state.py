@@ -32,11 +32,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.errors import KitError
 from kit.paths import containers_dir, ensure
-from kit.spec import Spec
+
+if TYPE_CHECKING:  # imported by load_spec, when a spec is read (see there)
+    from kit.spec import Spec
 
 #: Statuses: the OCI runtime's four, and what they mean here.
 CREATING = "creating"  # the record exists, the container process does not (yet)
@@ -220,7 +222,25 @@ def update(container_id: str, change: Callable[[ContainerState], None]) -> Conta
 
 
 def load_spec(container_id: str) -> Spec:
+    # Imported here: kit start, kill and delete never decode a spec, and creating kit.spec's
+    # dataclasses costs about 5 ms of every command that imports it.
+    from kit.spec import Spec
+
     return Spec.load(str(container_dir(container_id) / "config.json"))
+
+
+def config_value(container_id: str, *keys: str) -> Any:
+    """One field of the container's config.json, read as plain JSON (None if it is missing):
+    ``config_value(id, "root", "path")``. For kit state and kit delete, which need a field or
+    two, not the whole spec decoded."""
+    try:
+        with open(container_dir(container_id) / "config.json", "rb") as f:
+            value = json.load(f)
+    except (FileNotFoundError, ValueError):
+        return None
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def save_spec(container_id: str, spec: Spec) -> None:
