@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from kit.cgroups.device_rules import DevicePolicy
 from kit.errors import KitError
-from kit.linux.kernfs import make_dir, read_text, remove_dir, write_text
+from kit.linux.kernfs import make_dir, read_text, remove_dir, write_fd, write_text
 from kit.spec import Resources
 
 
@@ -38,6 +38,14 @@ class Directory:
     parent_fd: int = -1
     #: In the unified (v2) tree: device rules go there as a BPF program, not as files.
     unified: bool = False
+    #: The membership file, opened for the container process to join (see join_self).
+    join_fd: int = -1
+
+    @property
+    def join_file(self) -> str:
+        """v1's ``tasks`` (one thread, the writer itself: no global lock); v2 has only
+        ``cgroup.procs`` across cgroups."""
+        return "cgroup.procs" if self.unified else "tasks"
 
     @property
     def host_path(self) -> str:
@@ -65,7 +73,7 @@ class Directory:
         return True
 
     def close(self) -> None:
-        for attr in ("fd", "parent_fd"):
+        for attr in ("fd", "parent_fd", "join_fd"):
             fd = getattr(self, attr)
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -174,6 +182,25 @@ class ContainerCgroup:
         """Move a process (PID as the init parent sees it) into the container's cgroup."""
         for d in self.directories:
             d.write("cgroup.procs", str(pid), note=f"PID {pid} joins {d.path}")
+
+    def open_join_files(self) -> None:
+        """Open each directory's membership file for writing, for a child to inherit and
+        join by itself (:meth:`join_self`). Close-on-exec: the program never gets them."""
+        for d in self.directories:
+            d.join_fd = os.open(d.join_file, os.O_WRONLY | os.O_CLOEXEC, dir_fd=d.fd)
+
+    def close_join_files(self) -> None:
+        for d in self.directories:
+            if d.join_fd >= 0:
+                os.close(d.join_fd)
+                d.join_fd = -1
+
+    def join_self(self) -> None:
+        """In the (single-threaded) container process: write 0, "myself", into the files
+        the init parent opened. Moving oneself skips the kernel's global migration lock."""
+        for d in self.directories:
+            write_fd(d.join_fd, "0", shown=d.file(d.join_file), note=f"join {d.path}")
+        self.close_join_files()
 
     def procs(self) -> list[int]:
         """PIDs in the container's cgroup (in any of its trees)."""

@@ -41,8 +41,13 @@ from kit.trace import tracer
 
 def policy_to_enforce(spec: Spec) -> DevicePolicy | None:
     """The policy the container's cgroup must apply, or None when there is nothing to apply:
-    rootless (see the module docstring) or a policy that allows every device."""
-    if os.geteuid() != 0:
+    not root of the host (rootless, see the module docstring) or a policy that allows every
+    device."""
+    from kit.security.userns import host_root
+
+    if not host_root():
+        # Rootless, or uid 0 of some user namespace (unshare --map-root-user): no cgroup
+        # writes, no BPF, and no mknod either; nothing to enforce.
         tracer().info(
             "rootless: no devices cgroup (mknod is refused in a user namespace, and the "
             "host's device nodes keep the host's permissions)"

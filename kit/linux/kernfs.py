@@ -52,6 +52,25 @@ def write_text(
     )
 
 
+def write_fd(fd: int, text: str, *, shown: str, note: str | None = None) -> None:
+    """Write ``text`` in one write(2) to a kernel file that is already open (``shown``: its
+    path, for the trace). The kernel judges such a write with the credentials of whoever
+    opened the file, which lets a process use a file its parent opened for it."""
+
+    def write() -> None:
+        data = text.encode()
+        if os.write(fd, data) != len(data):
+            raise OSError(5, "short write")
+
+    traced(
+        "write",
+        [quote(shown), quote(text)],
+        write,
+        context={"path": shown, "value": text.strip()},
+        note=note,
+    )
+
+
 def read_text(path: str, *, dir_fd: int | None = None) -> str:
     """Read a small kernel file (untraced: reading changes nothing)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)

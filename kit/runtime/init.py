@@ -13,19 +13,23 @@ forwards signals the caller sends over the control pipe, kills the container if 
 (end-of-file on that pipe), reaps it, and reports how it ended. It is the only process that may
 ``waitpid`` the container, so there is no race with PID reuse when it delivers a signal.
 
-The two talk over a pair of pipes while the container is being made (runc's nsexec does the
+The parent tells the container process when it may go on over a pipe (runc's nsexec does the
 same over its sync pipe), because some steps can only be done from outside:
 
     init parent                                  container process
     -----------                                  -----------------
+    create the cgroup, write the limits and
+    the device policy, open its membership
+    files (before the process exists)
     create namespaces, fork (clone with a new
     user namespace: it must exist *first*, so
     it owns the others)                          waits
     write the uid/gid maps (user namespace)  "n" -> becomes root of its user namespace
-                                            <- "r"  (may pause after namespaces)
-    create the cgroup, write the limits,
-    move the container process into it       "g" -> unshares the cgroup namespace, whose
-                                                    root is now that cgroup; runs the stages
+                                                    (may pause after namespaces); joins its
+                                                    cgroup through the files the parent
+                                                    opened, unshares the cgroup namespace,
+                                                    whose root is now that cgroup; runs the
+                                                    stages
     forward signals, reap, read the OOM
     count, remove the cgroup, report
 """
@@ -43,6 +47,7 @@ import traceback
 # Everything the container process may need after pivot_root must be imported now: once the
 # host's root is detached, the interpreter can no longer find its own module files.
 from kit import elf  # noqa: F401  (used by the exec stage's explanations)
+from kit.cgroups.base import ContainerCgroup
 from kit.errors import KitError
 from kit.linux import caps
 from kit.linux.clone import fork_into_namespaces
@@ -96,23 +101,32 @@ def parent_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
 
 def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> int:
     log = tracer()
-    log.stage = pipeline.NAMESPACES.name
-    if log.active:
-        log.emit(Event("stage", log.stage, phase="start", message=pipeline.NAMESPACES.summary))
-    # The handshake pipes (see the module docstring): parent -> child and child -> parent.
-    to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
-    to_parent_r, to_parent_w = os.pipe2(os.O_CLOEXEC)
-    # OCI create: the container will wait at a FIFO before execve (see kit.runtime.gate).
-    release = gate.prepare(options.exec_fifo)
-    seccomp_stage.prepare(spec)  # the filter, made while kit's cache is in reach
-    pid = _start_container_process(spec)
+    # The container's cgroup, with its limits and device policy, exists before the container
+    # process does: at its cgroups stage the process joins it by itself, through files opened
+    # here (see kit.runtime.stages.cgroups for why that is much cheaper than moving it).
+    log.stage = pipeline.CGROUPS.name
+    cgroup = cgroups_stage.prepare(spec, options)
+    try:
+        log.stage = pipeline.NAMESPACES.name
+        if log.active:
+            log.emit(Event("stage", log.stage, phase="start", message=pipeline.NAMESPACES.summary))
+        # The handshake pipe (see the module docstring): parent -> child.
+        to_child_r, to_child_w = os.pipe2(os.O_CLOEXEC)
+        # OCI create: the container will wait at a FIFO before execve (see kit.runtime.gate).
+        release = gate.prepare(options.exec_fifo)
+        seccomp_stage.prepare(spec)  # the filter, made while kit's cache is in reach
+        pid = _start_container_process(spec)
+    except BaseException:
+        if cgroup is not None:
+            cgroups_stage.finish(cgroup)
+        raise
     if pid == 0:
         os.close(to_child_w)
-        os.close(to_parent_r)
         gate.after_fork(release, in_child=True)
-        container_main(spec, channels, options, to_child_r, to_parent_w)
+        container_main(spec, channels, options, to_child_r, cgroup)
     os.close(to_child_r)
-    os.close(to_parent_w)
+    if cgroup is not None:
+        cgroup.close_join_files()  # the container process has its own copies
     gate.after_fork(release, in_child=False)
     log.emit(
         Event(
@@ -122,7 +136,6 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
             message=f"container process is PID {pid} on the host, PID 1 inside",
         )
     )
-    cgroup = None
     try:
         # Only a process outside the new user namespace may write its id maps. Until they
         # exist the container process waits: the caller has learned its host PID (the event
@@ -130,14 +143,6 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
         if userns.creates_user_namespace(spec):
             userns.write_maps(pid, spec)
         _tell(to_child_w, b"n")
-        # The child finishes the namespaces stage (and may pause after it); "r" when done,
-        # end-of-file if it was aborted or failed.
-        if os.read(to_parent_r, 1) == b"r":
-            log.stage = pipeline.CGROUPS.name
-            if log.active:
-                log.emit(Event("stage", log.stage, phase="start", message=pipeline.CGROUPS.summary))
-            cgroup = cgroups_stage.attach(spec, options, pid)
-            _tell(to_child_w, b"g")
     except BaseException:
         # Setup failed on our side: the container process must not outlive it.
         os.kill(pid, signal.SIGKILL)
@@ -147,7 +152,6 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
         raise
     finally:
         os.close(to_child_w)
-        os.close(to_parent_r)
     for fd in (channels.resume, channels.console):
         if fd is not None and fd >= 0:
             os.close(fd)
@@ -267,7 +271,11 @@ def _report_exit(status: int, oom_killed: bool) -> int:
 
 
 def container_main(
-    spec: Spec, channels: Channels, options: InitOptions, from_parent: int, to_parent: int
+    spec: Spec,
+    channels: Channels,
+    options: InitOptions,
+    from_parent: int,
+    cgroup: ContainerCgroup | None,
 ) -> None:
     """The container process (PID 1 inside). Never returns."""
     code = SETUP_FAILED
@@ -282,7 +290,7 @@ def container_main(
         ctx = InitContext(
             spec=spec, channels=channels, options=options, rootfs=os.path.abspath(spec.root.path)
         )
-        _finish_namespaces(ctx, from_parent, to_parent)
+        _finish_namespaces(ctx, from_parent, cgroup)
         exec_stage.prepare_probe(ctx)
         caps.last_cap()  # read now: after pivot_root the container may have no /proc
         pipeline.run_container_stages(ctx)
@@ -298,12 +306,13 @@ def container_main(
         os._exit(code)
 
 
-def _finish_namespaces(ctx: InitContext, from_parent: int, to_parent: int) -> None:
-    """The container process's half of the namespaces and cgroups stages (see the handshake
-    in the module docstring)."""
+def _finish_namespaces(ctx: InitContext, from_parent: int, cgroup: ContainerCgroup | None) -> None:
+    """The container process's half of the namespaces stage (see the handshake in the module
+    docstring), then the cgroups stage, which it does alone."""
     log = tracer()
     if os.read(from_parent, 1) != b"n":
         os._exit(SETUP_FAILED)  # the parent failed or died before the namespaces were ready
+    os.close(from_parent)
     log.stage = pipeline.NAMESPACES.name
     if userns.creates_user_namespace(ctx.spec):
         userns.become_root(ctx.spec)
@@ -313,12 +322,10 @@ def _finish_namespaces(ctx: InitContext, from_parent: int, to_parent: int) -> No
     if log.active:
         log.emit(Event("stage", log.stage, phase="end"))
     pipeline.pause_between(ctx, pipeline.NAMESPACES, pipeline.CGROUPS)
-    os.write(to_parent, b"r")
-    os.close(to_parent)
-    if os.read(from_parent, 1) != b"g":
-        os._exit(SETUP_FAILED)  # the parent could not set up the cgroups (it reports why)
-    os.close(from_parent)
     log.stage = pipeline.CGROUPS.name
+    if log.active:
+        log.emit(Event("stage", log.stage, phase="start", message=pipeline.CGROUPS.summary))
+    cgroups_stage.join(cgroup)
     cgroups_stage.enter_namespace(ctx)
     if log.active:
         log.emit(Event("stage", log.stage, phase="end"))
