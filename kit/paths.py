@@ -63,7 +63,12 @@ def root_tag(root: Path | None = None) -> str:
     cgroups live in one host-wide tree: kit places containers under ``kit/<tag>-<id>`` so that
     two kit roots (two students, two test runs) never collide, and leftovers can be traced back.
     """
-    import hashlib
+    try:
+        # hashlib's own SHA-256, without hashlib's set-up of OpenSSL (2-3 ms): every
+        # container's init parent computes this tag for its cgroup path.
+        from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.12 renamed the module
+        from hashlib import sha256
 
     base = str((root or data_root()).resolve())
-    return hashlib.sha256(base.encode()).hexdigest()[:8]
+    return sha256(base.encode()).hexdigest()[:8]
