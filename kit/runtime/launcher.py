@@ -556,6 +556,15 @@ class ContainerProcess:
             os.close(self.console_master)
             self.console_master = None
 
+    def _remove_cgroups_of_a_killed_init(self) -> None:
+        """The init parent was killed before it could remove the container's cgroups (every
+        root container has one, for its device policy): its container died with it (parent
+        death signal), so remove them here."""
+        from kit.runtime.lifecycle import remove_cgroups
+
+        with contextlib.suppress(KitError, OSError):
+            remove_cgroups(self.container_id)
+
     def _finish(self) -> None:
         """Reap the init and assemble the exit status."""
         if self.status is not None:
@@ -567,8 +576,10 @@ class ContainerProcess:
             code = raw if raw >= 0 else 128 - raw
         else:
             _, wait_status = os.waitpid(self.init_pid, 0)
-            code = os.waitstatus_to_exitcode(wait_status)
-            code = code if code >= 0 else 128 - code
+            raw = os.waitstatus_to_exitcode(wait_status)
+            code = raw if raw >= 0 else 128 - raw
+        if raw < 0 and self._exit is None:
+            self._remove_cgroups_of_a_killed_init()
         sig = None
         oom_killed = False
         if self._exit is not None:
