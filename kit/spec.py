@@ -19,9 +19,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit import OCI_VERSION
 from kit.errors import KitError
-
-OCI_VERSION = "1.0.2"
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

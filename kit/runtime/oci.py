@@ -274,7 +274,7 @@ def status_of(record: ContainerState) -> str:
 
 def state_document(record: ContainerState) -> dict[str, Any]:
     """The runtime spec's state JSON (plus runc's extra fields podman reads)."""
-    from kit.spec import OCI_VERSION
+    from kit import OCI_VERSION
 
     status = status_of(record)
     document: dict[str, Any] = {
