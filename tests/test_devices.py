@@ -282,12 +282,15 @@ def test_rootless_has_no_device_cgroup_and_cannot_mknod(nobody: Unprivileged) ->
 
 # --- cgroup v2: the BPF program, for real on the unified tree -----------------------------------
 
-#: The child: waits for a line (meanwhile it is moved into the cgroup), then runs each
-#: operation and prints the outcomes: "ok" or the errno name.
+#: The child: joins the cgroup as a container process does (writes 0 into the membership
+#: file its parent opened, if any), then runs each operation and prints the outcomes: "ok"
+#: or the errno name.
 CHILD = r"""
 import errno, json, os, stat, sys
 operations = json.loads(sys.argv[1])
-sys.stdin.readline()
+join_fd = int(sys.argv[2])
+if join_fd >= 0:
+    os.write(join_fd, b"0")
 out = []
 for op, path, *rest in operations:
     try:
@@ -306,22 +309,24 @@ print(json.dumps(out))
 
 def run_child(operations: list[list[Any]], cgroup: V2Cgroup | None) -> list[str]:
     """Run the operations in a fresh process, inside ``cgroup`` (None: where we are)."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(operations)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    join_fd = -1
+    if cgroup is not None:
+        cgroup.open_join_files()
+        join_fd = cgroup.directory.join_fd
     try:
-        if cgroup is not None:
-            cgroup.join(child.pid)
-        out, _ = child.communicate("go\n", timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, json.dumps(operations), str(join_fd)],
+            pass_fds=(join_fd,) if join_fd >= 0 else (),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == 0
-    return json.loads(out)
+        if cgroup is not None:
+            cgroup.close_join_files()
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """What a container's cgroup can do, whichever version holds it.
 
 The init parent creates the cgroup, writes the limits and the device policy (every container
-kit runs as root has one, see :mod:`kit.cgroups.devices`), puts the container process in it
-(before the process creates its cgroup namespace, so that the namespace's root *is* this
-cgroup), and after the container exits reads whether the OOM killer struck and removes it.
+kit runs as root has one, see :mod:`kit.cgroups.devices`) and opens its membership files; the
+container process joins through them (before it creates its cgroup namespace, so that the
+namespace's root *is* this cgroup); after the container exits, the init parent reads whether
+the OOM killer struck and removes the cgroup.
 
 Every directory is kept open: the parent may share the container's mount namespace, and once
 the container pivots its root, ``/sys/fs/cgroup/...`` no longer names anything for either of
@@ -177,11 +178,6 @@ class ContainerCgroup:
 
         assert self.devices is not None
         restrict(self.devices, policy)
-
-    def join(self, pid: int) -> None:
-        """Move a process (PID as the init parent sees it) into the container's cgroup."""
-        for d in self.directories:
-            d.write("cgroup.procs", str(pid), note=f"PID {pid} joins {d.path}")
 
     def open_join_files(self) -> None:
         """Open each directory's membership file for writing, for a child to inherit and

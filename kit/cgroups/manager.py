@@ -67,7 +67,8 @@ def open_cgroup(
     None when there is nothing to apply: no limits, and no device policy (rootless, or rules
     that allow every device). Must run with write access to the cgroup trees (the init
     parent, outside the user namespace). The caller puts the container process in it with
-    :meth:`join` and removes it with :meth:`remove` when the container has ended.
+    :meth:`open_join_files` / :meth:`join_self` and removes it with :meth:`remove` when the
+    container has ended.
     """
     limited = has_limits(spec)
     policy = devices.policy_to_enforce(spec)
