@@ -54,7 +54,7 @@ from kit.linux import bpf
 from kit.paths import root_tag
 from kit.runtime.defaults import default_spec
 from kit.runtime.launcher import ContainerProcess
-from kit.security import ebpf
+from kit.security import ebpf, userns
 from kit.security.device_filter import compile_policy, disassemble
 from kit.spec import DeviceRule
 
@@ -200,6 +200,26 @@ def test_the_container_cgroup_holds_the_policy(busybox_rootfs: Path, kit_root: P
                 assert len(bpf.prog_query(fd)) == 1
             finally:
                 os.close(fd)
+        container.resume()
+        assert container.wait().code == 0
+
+
+def test_a_user_namespace_container_joins_through_its_parents_files(
+    busybox_rootfs: Path, kit_root: Path
+) -> None:
+    """Root inside a user namespace is not root of the host and could not open the cgroup's
+    files; it joins through the ones its init parent (host root) opened, which the kernel
+    judges by the opener's credentials."""
+    spec = default_spec(["true"], str(busybox_rootfs))
+    userns.enable(spec)
+    with ContainerProcess(spec, pause_after=["cgroups"]) as container:
+        pause = container.next_pause()
+        assert pause is not None and pause.stage == "cgroups"
+        path = f"/kit/{root_tag(kit_root)}-{container.container_id}"
+        with open(f"/proc/{pause.host_pid}/cgroup") as f:
+            lines = f.read().splitlines()
+        controller = "devices" if "devices" in HOST.v1 else ""
+        assert f":{controller}:{path}" in [line[line.index(":") :] for line in lines]
         container.resume()
         assert container.wait().code == 0
 
