@@ -55,7 +55,7 @@ NAMESPACES = Stage(
 )
 CGROUPS = Stage(
     "cgroups",
-    "put the container in its cgroups (limits), then unshare the cgroup namespace",
+    "put the container in its cgroups (limits, device policy), then unshare the cgroup namespace",
     None,
 )
 PARENT_STAGES: list[Stage] = [NAMESPACES, CGROUPS]
