@@ -13,6 +13,7 @@ runtime can report them instead of silently ignoring them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -347,20 +348,15 @@ def _decode(kind: Any, data: Any, path: str, unknown: list[str]) -> Any:
     if dataclasses.is_dataclass(kind):
         if not isinstance(data, dict):
             raise _type_error(path, "an object", data)
-        hints = typing.get_type_hints(kind)
-        by_json = {
-            f.metadata.get("json", _json_name(f.name)): f
-            for f in dataclasses.fields(kind)
-            if not f.metadata.get("skip")
-        }
+        by_json = _json_fields(kind)
         values: dict[str, Any] = {}
         for key, item in data.items():
-            f = by_json.get(key)
             where = f"{path}.{key}" if path else key
-            if f is None:
+            if key not in by_json:
                 unknown.append(where)
                 continue
-            values[f.name] = _decode(hints[f.name], item, where, unknown)
+            name, hint = by_json[key]
+            values[name] = _decode(hint, item, where, unknown)
         try:
             return kind(**values)
         except TypeError as exc:
@@ -382,6 +378,18 @@ def _decode(kind: Any, data: Any, path: str, unknown: list[str]) -> Any:
             raise _type_error(path, "a string", data)
         return data
     return data
+
+
+@functools.cache
+def _json_fields(kind: type) -> dict[str, tuple[str, Any]]:
+    """JSON name -> (field name, type) of a spec dataclass. Worked out once per class:
+    get_type_hints evaluates every annotation's text again each time it is asked."""
+    hints = typing.get_type_hints(kind)
+    return {
+        f.metadata.get("json", _json_name(f.name)): (f.name, hints[f.name])
+        for f in dataclasses.fields(kind)
+        if not f.metadata.get("skip")
+    }
 
 
 def _type_error(path: str, expected: str, data: Any) -> KitError:
