@@ -105,7 +105,7 @@ def run_detached(args: argparse.Namespace) -> int:
         lifecycle.remove_files(container_id)  # the writable layer build_spec made
         raise
     try:
-        monitor.start_detached(container_id, interactive=args.interactive)
+        monitor.start_detached(container_id, spec=spec, interactive=args.interactive)
     except KitError:
         if args.rm:
             lifecycle.remove_files(container_id)

@@ -123,10 +123,13 @@ def parse_log_line(line: str) -> tuple[str, bytes, str] | None:
 # --- starting the monitor (in the CLI) --------------------------------------------------------
 
 
-def start_detached(container_id: str, *, interactive: bool = False) -> int:
+def start_detached(
+    container_id: str, *, spec: Spec | None = None, interactive: bool = False
+) -> int:
     """Fork the monitor of a recorded container; return the container's host PID once its
     program runs. Raises the setup error if it could not start. For single-threaded callers
-    (the CLI): it forks."""
+    (the CLI): it forks. ``spec``: the recorded spec, if the caller has it (the forked monitor
+    then need not read config.json back)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
@@ -135,7 +138,7 @@ def start_detached(container_id: str, *, interactive: bool = False) -> int:
             os.close(ready_r)
             os.setsid()
             if os.fork() == 0:
-                _monitor_main(container_id, ready_w, interactive)
+                _monitor_main(container_id, ready_w, interactive, spec)
         finally:
             os._exit(0)
     os.close(ready_w)
@@ -157,12 +160,14 @@ def start_detached(container_id: str, *, interactive: bool = False) -> int:
 # --- the monitor itself -----------------------------------------------------------------------
 
 
-def _monitor_main(container_id: str, ready_fd: int, interactive: bool) -> None:
+def _monitor_main(
+    container_id: str, ready_fd: int, interactive: bool, spec: Spec | None = None
+) -> None:
     """The monitor process. Never returns."""
     code = 1
     try:
         _detach_stdio(container_id, ready_fd)
-        code = Monitor(container_id, ready_fd, interactive=interactive).run()
+        code = Monitor(container_id, ready_fd, interactive=interactive, spec=spec).run()
     except BaseException:
         import traceback
 
@@ -206,11 +211,18 @@ def _detach_stdio(container_id: str, keep: int) -> None:
 class Monitor:
     """Runs one detached container from start to recorded end."""
 
-    def __init__(self, container_id: str, ready_fd: int, *, interactive: bool = False) -> None:
+    def __init__(
+        self,
+        container_id: str,
+        ready_fd: int,
+        *,
+        interactive: bool = False,
+        spec: Spec | None = None,
+    ) -> None:
         self.container_id = container_id
         self.ready_fd = ready_fd
         self.interactive = interactive
-        self.spec: Spec = state.load_spec(container_id)
+        self.spec: Spec = spec if spec is not None else state.load_spec(container_id)
         self.log = LogWriter(log_path(container_id))
         self.reported = False
         self.oom_killed = False
