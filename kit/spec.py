@@ -38,6 +38,8 @@ def _named(json_name: str, **kwargs: Any) -> Any:
 
 @dataclass
 class User:
+    """``process.user``: the numeric ids the program runs as (config.md#user)."""
+
     uid: int = 0
     gid: int = 0
     umask: int | None = None
@@ -46,6 +48,8 @@ class User:
 
 @dataclass
 class ConsoleSize:
+    """``process.consoleSize``: rows and columns of the container's terminal."""
+
     height: int = 24
     width: int = 80
 
@@ -63,6 +67,8 @@ class Capabilities:
 
 @dataclass
 class Rlimit:
+    """One of ``process.rlimits``: setrlimit(2) of ``type`` to ``soft``/``hard`` before exec."""
+
     type: str  # e.g. "RLIMIT_NOFILE"
     hard: int
     soft: int
@@ -70,6 +76,8 @@ class Rlimit:
 
 @dataclass
 class Process:
+    """``process``: what runs in the container, with which environment, terminal and rights."""
+
     args: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=lambda: [f"PATH={DEFAULT_PATH}"])
     cwd: str = "/"
@@ -94,12 +102,16 @@ class Process:
 
 @dataclass
 class Root:
+    """``root``: the root filesystem (a path, relative to the bundle unless absolute)."""
+
     path: str = "rootfs"
     readonly: bool = False
 
 
 @dataclass
 class IdMapping:
+    """One line of a user namespace's uid_map or gid_map (``linux.uidMappings``)."""
+
     container_id: int = _named("containerID", default=0)
     host_id: int = _named("hostID", default=0)
     size: int = 1
@@ -107,6 +119,8 @@ class IdMapping:
 
 @dataclass
 class Mount:
+    """One of ``mounts``: what is mounted at ``destination`` inside the container."""
+
     destination: str
     type: str | None = None
     source: str | None = None
@@ -117,12 +131,16 @@ class Mount:
 
 @dataclass
 class Namespace:
+    """One of ``linux.namespaces``: a namespace to create, or to join when ``path`` is set."""
+
     type: str  # mount pid network ipc uts user cgroup time
     path: str | None = None
 
 
 @dataclass
 class Device:
+    """One of ``linux.devices``: a device node to create inside the container's /dev."""
+
     path: str
     type: str  # c, b, u, p
     major: int = 0
@@ -145,6 +163,8 @@ class DeviceRule:
 
 @dataclass
 class MemoryResources:
+    """``linux.resources.memory``: memory limits, in bytes."""
+
     limit: int | None = None
     reservation: int | None = None
     swap: int | None = None
@@ -154,6 +174,8 @@ class MemoryResources:
 
 @dataclass
 class CpuResources:
+    """``linux.resources.cpu``: CPU shares and quota (cpusets are refused by kit)."""
+
     shares: int | None = None
     quota: int | None = None
     period: int | None = None
@@ -163,11 +185,15 @@ class CpuResources:
 
 @dataclass
 class PidsResources:
+    """``linux.resources.pids``: the most processes the container may have."""
+
     limit: int = 0
 
 
 @dataclass
 class Resources:
+    """``linux.resources``: the cgroup limits and device rules of the container."""
+
     devices: list[DeviceRule] = field(default_factory=list)
     memory: MemoryResources | None = None
     cpu: CpuResources | None = None
@@ -177,6 +203,8 @@ class Resources:
 
 @dataclass
 class Linux:
+    """``linux``: everything Linux-specific: namespaces, id maps, cgroups, masked paths..."""
+
     namespaces: list[Namespace] = field(default_factory=list)
     uid_mappings: list[IdMapping] = field(default_factory=list)
     gid_mappings: list[IdMapping] = field(default_factory=list)
