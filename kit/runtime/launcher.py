@@ -24,7 +24,7 @@ import select
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kit import mounts
@@ -92,16 +92,6 @@ class Pause:
 EventCallback = Callable[[Event], None]
 #: Receives the container's output as it comes: ("stdout" | "stderr", bytes).
 OutputCallback = Callable[[str, bytes], None]
-
-
-@dataclass
-class _Pipes:
-    parent: list[int] = field(default_factory=list)  # our ends
-    child: list[int] = field(default_factory=list)  # the init's ends
-
-    def pipe(self) -> tuple[int, int]:
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        return read_end, write_end
 
 
 class ContainerProcess:
