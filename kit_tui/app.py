@@ -17,7 +17,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
 from textual.app import App
@@ -25,20 +25,32 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from kit_tui.commands import LessonCommands
-from kit_tui.messages import DoctorFinished
+from kit_tui.messages import DoctorFinished, ReadinessKnown
 from kit_tui.screens import BlockedScreen, MainScreen
+from lessons.model import Lesson
 from lessons.progress import Progress
 from lessons.session import Session, ShellCommand
+
+if TYPE_CHECKING:  # the doctor's modules load in the worker that asks it, not at start
+    from kit.doctor.requirements import Assessment
 
 #: ``() -> (can_run, explanation, lines)``: how the app asks whether containers can run here.
 DoctorVerdict = tuple[bool, str, list[str]]
 
 
+#: ``(lesson) -> Assessment``: how the app asks whether a lesson can run on this machine.
+Readiness = Callable[[Lesson], "Assessment"]
+
+
 def kit_doctor() -> DoctorVerdict:
-    """``kit doctor``'s checks (about a second: it makes real, harmless attempts)."""
+    """``kit doctor``'s checks (about a second: it makes real, harmless attempts). The lessons'
+    readiness is then decided from the same checks (:func:`lessons.readiness.remember`)."""
     from kit.doctor import can_run_containers, explain_blockers, run_checks
+    from kit.doctor.requirements import Facts
+    from lessons import readiness
 
     checks = run_checks()
+    readiness.remember(Facts(checks))
     lines = [check.line() for check in checks]
     can_run = can_run_containers(checks)
     explanation = explain_blockers(checks)
@@ -53,6 +65,23 @@ def kit_doctor() -> DoctorVerdict:
             lines,
         )
     return can_run, explanation, lines
+
+
+def lesson_readiness(lesson: Lesson) -> Assessment:
+    """Whether ``lesson`` can run here: its requirements asked of the doctor (see
+    :mod:`lessons.readiness`; the checks run once per process)."""
+    from lessons.readiness import assess
+
+    return assess(lesson)
+
+
+def _unknown_readiness(lesson: Lesson, error: Exception) -> Assessment:
+    """A lesson whose requirements could not be assessed counts as blocked, with the reason."""
+    from kit.doctor.requirements import Assessment, Unmet
+
+    fix = getattr(error, "fix", None) or "run `kit doctor --requirements` to see what fails"
+    unmet = Unmet("requires", "its requirements", f"they could not be checked ({error})", fix)
+    return Assessment(tuple(lesson.requires), (unmet,), ())
 
 
 def reclaim_terminal() -> None:
@@ -94,11 +123,16 @@ class KitApp(App[None]):
         *,
         start_lesson: str | None = None,
         doctor: Callable[[], DoctorVerdict] | None = kit_doctor,
+        readiness: Readiness | None = lesson_readiness,
         progress_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.start_lesson = start_lesson
         self.doctor = doctor
+        #: Asked, in a worker, whether each lesson can run here (None: never ask; tests).
+        self.readiness = readiness
+        #: The answers, by lesson id, once known (set on the UI thread).
+        self.assessments: dict[str, Assessment] = {}
         self.progress = Progress.load(progress_path)
         self.sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
@@ -157,21 +191,42 @@ class KitApp(App[None]):
     # --- kit doctor ----------------------------------------------------------------------------
 
     def run_doctor(self) -> None:
-        if self.doctor is not None:
+        if self.doctor is not None or self.readiness is not None:
             self._doctor_worker()
 
     @work(thread=True, group="doctor", exit_on_error=False)
     def _doctor_worker(self) -> None:
-        assert self.doctor is not None
-        try:
-            can_run, explanation, lines = self.doctor()
-        except Exception:
-            can_run, explanation, lines = (
-                True,
-                "",
-                [f"kit doctor failed: {traceback.format_exc(limit=2)}"],
-            )
-        self.post_message(DoctorFinished(can_run, explanation, lines))
+        if self.doctor is not None:
+            try:
+                can_run, explanation, lines = self.doctor()
+            except Exception:
+                can_run, explanation, lines = (
+                    True,
+                    "",
+                    [f"kit doctor failed: {traceback.format_exc(limit=2)}"],
+                )
+            self.post_message(DoctorFinished(can_run, explanation, lines))
+        if self.readiness is not None:
+            self.post_message(ReadinessKnown(self.assess_all(self.readiness)))
+
+    @staticmethod
+    def assess_all(readiness: Readiness) -> dict[str, Assessment]:
+        """Every lesson's assessment (in a worker: the first answer runs the checks)."""
+        from lessons.catalog import all_lessons
+
+        found = {}
+        for lesson in all_lessons():
+            try:
+                found[lesson.id] = readiness(lesson)
+            except Exception as error:
+                found[lesson.id] = _unknown_readiness(lesson, error)
+        return found
+
+    def on_readiness_known(self, message: ReadinessKnown) -> None:
+        self.assessments = dict(message.assessments)
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.assessments = dict(message.assessments)
 
     def on_doctor_finished(self, message: DoctorFinished) -> None:
         self.doctor_verdict = (message.can_run, message.explanation, message.lines)

@@ -6,6 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from kit_tui.viewmodel import BLOCKED, blocked
 from lessons.catalog import all_lessons
 
 
@@ -13,10 +14,16 @@ class LessonCommands(Provider):
     """One command per lesson: "Lesson 3: Mount namespaces and the kernel filesystems"."""
 
     def _commands(self) -> list[tuple[str, str, str]]:
-        return [
-            (f"Lesson {lesson.number}: {lesson.title}", lesson.id, "; ".join(lesson.goals))
-            for lesson in all_lessons()
-        ]
+        known = getattr(self.app, "assessments", {})
+        commands = []
+        for lesson in all_lessons():
+            help_text = "; ".join(lesson.goals)
+            if blocked(known.get(lesson.id)):
+                help_text = (
+                    f"{BLOCKED} cannot run on this machine (open it to see why). {help_text}"
+                )
+            commands.append((f"Lesson {lesson.number}: {lesson.title}", lesson.id, help_text))
+        return commands
 
     async def discover(self) -> Hits:
         for text, lesson_id, help_text in self._commands():

@@ -10,11 +10,15 @@ pending one of its kind. However many arrive, the log is redrawn once per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from lessons.model import Verdict
 from lessons.session import StepOutcome
+
+if TYPE_CHECKING:  # the doctor is imported when a lesson is assessed, not at start
+    from kit.doctor.requirements import Assessment
 
 
 @dataclass
@@ -67,3 +71,18 @@ class DoctorFinished(Message):
     can_run: bool
     explanation: str
     lines: list[str]
+
+
+@dataclass
+class ReadinessKnown(Message):
+    """Whether each lesson can run on this machine (``lessons.readiness``), by lesson id."""
+
+    assessments: dict[str, Assessment]
+
+
+@dataclass
+class LessonBlocked(Message):
+    """A step was not run: its lesson cannot run on this machine."""
+
+    lesson_id: str
+    assessment: Assessment

@@ -8,7 +8,7 @@ import time
 import traceback
 from collections import deque
 from time import perf_counter
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -26,6 +26,7 @@ from kit_tui.messages import (
     CheckFinished,
     EngineFailed,
     EventsArrived,
+    LessonBlocked,
     ResetFinished,
     StepFinished,
 )
@@ -35,6 +36,9 @@ from lessons.catalog import all_lessons, find
 from lessons.model import Lesson, Question, Step
 from lessons.progress import LessonProgress
 from lessons.session import StepOutcome
+
+if TYPE_CHECKING:
+    from kit.doctor.requirements import Assessment
 
 
 class MainScreen(Screen[None]):
@@ -55,6 +59,8 @@ class MainScreen(Screen[None]):
     lesson_id: reactive[str] = reactive("", init=False)
     index: reactive[int] = reactive(0, init=False)
     busy: reactive[bool] = reactive(False, init=False)
+    #: Whether each lesson can run on this machine, by id, once the doctor has answered.
+    assessments: reactive[dict[str, Assessment]] = reactive(dict, init=False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -112,6 +118,12 @@ class MainScreen(Screen[None]):
     def progress(self) -> LessonProgress:
         return self.app.progress.lesson(self.lesson_id)  # type: ignore[attr-defined]
 
+    @property
+    def blocked(self) -> Assessment | None:
+        """What blocks the current lesson on this machine, if anything does."""
+        assessment = self.assessments.get(self.lesson_id)
+        return assessment if viewmodel.blocked(assessment) else None
+
     def save(self) -> None:
         progress = self.app.progress  # type: ignore[attr-defined]
         progress.current = self.lesson_id
@@ -124,7 +136,10 @@ class MainScreen(Screen[None]):
         position = self.app.progress.lesson(lesson.id).position  # type: ignore[attr-defined]
         with self.prevent(OptionList.OptionHighlighted):
             self.lesson_id = lesson.id
-            self.index = min(position, viewmodel.reachable(lesson, self.progress))
+            readonly = self.blocked is not None
+            self.index = min(
+                position, viewmodel.reachable(lesson, self.progress, readonly=readonly)
+            )
         self.refresh_all()
         self.save()
 
@@ -135,22 +150,33 @@ class MainScreen(Screen[None]):
     def watch_busy(self, busy: bool) -> None:
         self.refresh_controls()
 
+    def watch_assessments(self) -> None:
+        if self.lesson_id:
+            self.refresh_all()
+
     def refresh_all(self) -> None:
         lesson = self.lesson
         lessons = self.query_one(LessonList)
         lessons.clear_options()
         lessons.add_options(
-            viewmodel.lesson_label(item, self.app.progress.lesson(item.id))  # type: ignore[attr-defined]
+            viewmodel.lesson_label(
+                item,
+                self.app.progress.lesson(item.id),  # type: ignore[attr-defined]
+                self.assessments.get(item.id),
+            )
             for item in all_lessons()
         )
         lessons.highlighted = [item.id for item in all_lessons()].index(lesson.id)
         self.refresh_steps()
         prose = self.query_one(Prose)
         prose.border_title = viewmodel.title(lesson, self.index)
-        prose.show(viewmodel.prose(lesson, self.index))
+        prose.show(viewmodel.prose(lesson, self.index, self.assessments.get(lesson.id)))
         outcome = self._outcomes.get((self.lesson_id, self.index))
         self.query_one(Visuals).show(outcome.observations if outcome else [])
-        self.set_status(self._status.get((self.lesson_id, self.index), self._default_status()))
+        if self.blocked is not None:
+            self.set_status(viewmodel.blocked_status(lesson, self.blocked))
+        else:
+            self.set_status(self._status.get((self.lesson_id, self.index), self._default_status()))
         self.refresh_controls()
 
     def refresh_steps(self) -> None:
@@ -165,7 +191,11 @@ class MainScreen(Screen[None]):
     def refresh_labels(self) -> None:
         lessons = self.query_one(LessonList)
         for i, item in enumerate(all_lessons()):
-            label = viewmodel.lesson_label(item, self.app.progress.lesson(item.id))  # type: ignore[attr-defined]
+            label = viewmodel.lesson_label(
+                item,
+                self.app.progress.lesson(item.id),  # type: ignore[attr-defined]
+                self.assessments.get(item.id),
+            )
             lessons.replace_option_prompt_at_index(i, label)
         steps = self.query_one(StepList)
         for i, step in enumerate(self.lesson.steps):
@@ -178,14 +208,19 @@ class MainScreen(Screen[None]):
             return
         step, busy = self.step, self.busy
         challenge = step.is_challenge
+        # A lesson that cannot run here can be read, never run: nothing fails halfway.
+        runnable = self.blocked is None
+        advance = viewmodel.can_advance(
+            self.lesson, self.progress, self.index, readonly=not runnable
+        )
         enabled = {
-            "run": not busy,
-            "check": not busy,
+            "run": not busy and runnable,
+            "check": not busy and runnable,
             "hint": not busy and challenge,
             "solution": not busy and challenge,
-            "shell": not busy and self._can_enter(),
+            "shell": not busy and runnable and self._can_enter(),
             "skip": not busy and not self.progress.done(step.id),
-            "next": not busy and viewmodel.can_advance(self.lesson, self.progress, self.index),
+            "next": not busy and advance,
             "reset": not busy,
         }
         for button_id, on_ in enabled.items():
@@ -198,6 +233,8 @@ class MainScreen(Screen[None]):
 
     def _default_status(self) -> str:
         step = self.step
+        if self.blocked is not None:
+            return viewmodel.blocked_status(self.lesson, self.blocked)
         if self.progress.done(step.id):
             return "✓ done. Next (n) moves on."
         if step.is_challenge:
@@ -218,7 +255,8 @@ class MainScreen(Screen[None]):
 
     @on(OptionList.OptionSelected, "#steps")
     def step_picked(self, event: OptionList.OptionSelected) -> None:
-        furthest = viewmodel.reachable(self.lesson, self.progress)
+        readonly = self.blocked is not None
+        furthest = viewmodel.reachable(self.lesson, self.progress, readonly=readonly)
         if event.option_index > furthest:
             self.notify("Pass (or skip) the steps before it first.", severity="warning")
             self.refresh_steps()
@@ -233,8 +271,14 @@ class MainScreen(Screen[None]):
             self.notify("The engine is still working on the last request.", severity="warning")
         return self.busy
 
+    def _refuse_if_blocked(self) -> bool:
+        if self.blocked is not None:
+            self.set_status(viewmodel.blocked_status(self.lesson, self.blocked))
+            self.notify("This lesson cannot run on this machine: see the top of its text.")
+        return self.blocked is not None
+
     def action_run(self) -> None:
-        if self._refuse_if_busy():
+        if self._refuse_if_busy() or self._refuse_if_blocked():
             return
         step, question = self.step, self.step.question
         if question is not None and step.id not in self.progress.predictions:
@@ -268,6 +312,13 @@ class MainScreen(Screen[None]):
     @work(thread=True, group="engine", exit_on_error=False)
     def run_worker_step(self, lesson_id: str, index: int) -> None:
         try:
+            # Asked here too: a learner may press r before the doctor's answer arrived.
+            readiness = self.app.readiness  # type: ignore[attr-defined]
+            if readiness is not None:
+                assessment = readiness(find(lesson_id))
+                if not assessment.runnable:
+                    self.post_message(LessonBlocked(lesson_id, assessment))
+                    return
             session = self.app.session(lesson_id)  # type: ignore[attr-defined]
             started = perf_counter()
             outcome = session.run_step(index, on_event=self._on_event)
@@ -281,7 +332,7 @@ class MainScreen(Screen[None]):
             self.post_message(EngineFailed(traceback.format_exc(limit=3)))
 
     def action_check(self) -> None:
-        if self._refuse_if_busy():
+        if self._refuse_if_busy() or self._refuse_if_blocked():
             return
         self.busy = True
         self.set_status("Reading the kernel…")
@@ -327,7 +378,7 @@ class MainScreen(Screen[None]):
         )
 
     def action_shell(self) -> None:
-        if self._refuse_if_busy():
+        if self._refuse_if_busy() or self._refuse_if_blocked():
             return
         session = self.app.sessions.get(self.lesson_id)  # type: ignore[attr-defined]
         command = session.shell() if session is not None else None
@@ -342,7 +393,8 @@ class MainScreen(Screen[None]):
             self.action_check()
 
     def action_next(self) -> None:
-        if not viewmodel.can_advance(self.lesson, self.progress, self.index):
+        readonly = self.blocked is not None
+        if not viewmodel.can_advance(self.lesson, self.progress, self.index, readonly=readonly):
             if self.index + 1 >= len(self.lesson.steps):
                 self.notify("This is the lesson's last step. Pick another lesson (ctrl+p).")
             else:
@@ -464,6 +516,10 @@ class MainScreen(Screen[None]):
                 f"Lesson reset ({len(message.done)} things torn down). Start again with r."
             )
         self.save()
+
+    def on_lesson_blocked(self, message: LessonBlocked) -> None:
+        self.busy = False
+        self.assessments = {**self.assessments, message.lesson_id: message.assessment}
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         self.busy = False

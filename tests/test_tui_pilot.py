@@ -17,26 +17,29 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, RichLog
+from textual.widgets import Button, RichLog, Static
 
 from kit import mounts
+from kit.doctor.requirements import Assessment
 from kit_tui.app import KitApp
 from kit_tui.messages import EventsArrived
 from kit_tui.screens import BlockedScreen, ConfirmScreen, MainScreen, PredictScreen
-from lessons import instructor, kernel
+from lessons import instructor, kernel, readiness
 from lessons.catalog import find
+from lessons.model import Lesson
 from lessons.progress import Progress
 from lessons.session import ShellCommand
 
 SIZE = (120, 40)
 
 
-def pilot_test(test: Callable[[], Awaitable[None]]) -> Callable[[], None]:
-    """Run an async Pilot test in its own event loop (no pytest plugin needed)."""
+def pilot_test(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async Pilot test in its own event loop (no pytest plugin needed); fixtures are
+    passed through."""
 
     @functools.wraps(test)
-    def run() -> None:
-        asyncio.run(test())  # type: ignore[arg-type]
+    def run(**fixtures: object) -> None:
+        asyncio.run(test(**fixtures))  # type: ignore[arg-type]
 
     return run
 
@@ -328,3 +331,69 @@ async def test_a_machine_that_cannot_run_containers_gets_an_explanation() -> Non
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code in (0, None)
+
+
+# --- a lesson this machine cannot run -----------------------------------------------------------
+
+GADGET = "tool:kit-test-gadget"
+
+
+@pytest.fixture
+def missing_gadget() -> Callable[[Lesson], Assessment]:
+    """Lesson 2 made unavailable: it needs a program the doctor reports as not installed.
+
+    The program is one no machine has (the doctor's real ``tool:`` check looks for it on PATH),
+    and every other requirement of every lesson is assessed from this machine's real checks.
+    """
+    facts = readiness.facts()
+
+    def assess(lesson: Lesson) -> Assessment:
+        extra = (GADGET,) if lesson.id == "rootfs" else ()
+        return facts.assess((*lesson.requires, *extra))
+
+    return assess
+
+
+@pilot_test
+async def test_a_blocked_lesson_is_marked_explained_and_never_run(
+    missing_gadget: Callable[[Lesson], Assessment],
+) -> None:
+    app = new_app(readiness=missing_gadget)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # the doctor's worker has assessed every lesson
+        screen = main(app)
+        labels = [str(option.prompt) for option in screen.query_one("#lessons").options]  # type: ignore[attr-defined]
+        assert labels[1].startswith("⊘ 2.")
+        assert not any(label.startswith("⊘") for i, label in enumerate(labels) if i != 1)
+
+        app.open_lesson("rootfs")
+        await pilot.pause()
+        prose = screen.query_one("#prose-text", Static).content.markup  # type: ignore[union-attr]
+        assert "This lesson cannot run on this machine yet" in prose
+        assert "kit-test-gadget is not installed" in prose and "Fix:" in prose
+        assert "cannot run on this machine: a program kit-test-gadget missing" in status(app)
+        for button in ("run", "check", "shell"):
+            assert screen.query_one(f"#{button}", Button).disabled, button
+        await pilot.press("r")
+        await settle(pilot)
+        assert "rootfs" not in app.sessions  # nothing ran, nothing was set up
+        # Its steps can be read, all of them.
+        await pilot.click("#steps", offset=(4, 3))
+        await pilot.pause()
+        assert screen.index == 1
+        await pilot.press("n")
+        await pilot.pause()
+        assert screen.index == 2
+
+        # Asked before the doctor's answer arrived, the engine worker refuses by itself.
+        screen.assessments = {}
+        await pilot.pause()
+        assert not screen.query_one("#run", Button).disabled
+        await pilot.press("r")
+        await pilot.pause()
+        if isinstance(app.screen, PredictScreen):
+            await pilot.press("1")
+        await settle(pilot)
+        assert "rootfs" not in app.sessions
+        assert "cannot run on this machine" in status(app)
+        assert screen.query_one("#run", Button).disabled

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from kit.doctor.requirements import Assessment, Unmet
 from kit.trace import Event
 from kit_tui.app import KitApp
 from kit_tui.messages import CheckFinished, StepFinished
 from lessons import catalog, instructor
 from lessons.catalog import find
-from lessons.model import Verdict
+from lessons.model import Lesson, Verdict
 from lessons.observe import Facts, Namespaces, Node, Output, Tree
 from lessons.progress import Progress
 from lessons.session import StepOutcome
@@ -39,8 +40,13 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def every_lesson_runs(lesson: Lesson) -> Assessment:
+    return Assessment(tuple(lesson.requires), (), ())
+
+
 def snapshot_app(**kwargs: object) -> KitApp:
     kwargs.setdefault("doctor", lambda: (True, "This machine can run kit's containers.", []))
+    kwargs.setdefault("readiness", every_lesson_runs)
     return KitApp(**kwargs)  # type: ignore[arg-type]
 
 
@@ -129,3 +135,31 @@ def test_cannot_run_containers_screen(snap_compare) -> None:  # type: ignore[no-
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=doctor_done)
+
+
+def test_a_lesson_that_cannot_run_here(snap_compare, private_state: Path) -> None:  # type: ignore[no-untyped-def]
+    progress = Progress.load()
+    progress.current = "rootfs"
+    progress.save()
+
+    def readiness(lesson: Lesson) -> Assessment:
+        if lesson.id != "rootfs":
+            return every_lesson_runs(lesson)
+        gadget = Unmet(
+            "tool:kit-test-gadget",
+            "a program kit-test-gadget",
+            "kit-test-gadget is not installed",
+            "sudo apt-get install kit-test-gadget",
+        )
+        return Assessment(
+            ("root", "tool:kit-test-gadget"),
+            (gadget,),
+            ("cgroup v1 here: one tree per controller",),
+        )
+
+    async def assessed(pilot: Pilot[None]) -> None:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    app = snapshot_app(readiness=readiness)
+    assert snap_compare(app, terminal_size=SIZE, run_before=assessed)

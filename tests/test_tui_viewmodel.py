@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kit.doctor.requirements import Assessment, Unmet
 from kit_tui import viewmodel
 from lessons import instructor
 from lessons.catalog import find
@@ -81,3 +82,39 @@ def test_hints_and_prediction_feedback() -> None:
     assert right is not None and right.startswith("Right.")
     assert wrong is not None and wrong.startswith("Not quite: the answer is “user and time”")
     assert viewmodel.prediction_feedback(start, None) is None
+
+
+def test_a_lesson_that_cannot_run_here_is_marked_and_explained() -> None:
+    lesson = find("rootfs")
+    progress = LessonProgress()
+    progress.mark_passed(lesson.steps[0].id)
+    blocked = Assessment(
+        ("root", "tool:gadget"),
+        (Unmet("tool:gadget", "a program gadget", "gadget is not installed", "apt install it"),),
+        ("cgroup v1 here: limits live in one hierarchy per controller",),
+    )
+    runnable = Assessment(("root",), (), ("cgroup v1 here: limits live in v1 files",))
+    assert viewmodel.lesson_label(lesson, progress, blocked).startswith("⊘ 2. ")
+    assert viewmodel.lesson_label(lesson, progress, runnable).startswith("◐ 2. ")
+    assert viewmodel.lesson_label(lesson, progress, None).startswith("◐ 2. ")  # not known yet
+
+    text = viewmodel.readiness_markdown(blocked).splitlines()
+    assert text[0] == "> **⊘ This lesson cannot run on this machine yet.**"
+    assert "> * **a program gadget** (`tool:gadget`): gadget is not installed." in text
+    assert ">   **Fix:** apt install it" in text
+    assert "> **On this machine:** cgroup v1 here: limits live in one hierarchy per controller" in (
+        text
+    )
+    # Above every step of a blocked lesson; a runnable one's notes head its first step only.
+    assert viewmodel.prose(lesson, 2, blocked).startswith("> **⊘ This lesson cannot run")
+    assert viewmodel.prose(lesson, 0, runnable).startswith("> **On this machine:** cgroup v1")
+    assert viewmodel.prose(lesson, 2, runnable) == viewmodel.prose(lesson, 2)
+    status = viewmodel.blocked_status(lesson, blocked)
+    assert status.startswith("⊘ Lesson 2 cannot run on this machine: a program gadget missing.")
+    # It can be read from end to end (nothing runs), never run.
+    assert viewmodel.reachable(lesson, progress) == 1
+    assert viewmodel.reachable(lesson, progress, readonly=True) == len(lesson.steps) - 1
+    assert viewmodel.can_advance(lesson, progress, 1, readonly=True)
+    assert not viewmodel.can_advance(lesson, progress, 1)
+    assert viewmodel.blocked(blocked) and not viewmodel.blocked(runnable)
+    assert not viewmodel.blocked(None)
