@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -315,3 +316,50 @@ def test_root_mount_clone_from_a_threaded_caller(image: str, kit_root: Path) -> 
     clone("main")  # one thread again: a forked helper
     assert listings["thread"] == listings["main"] == ["data.txt", "mark"]
     assert host_mount_keys() == before
+
+
+def test_a_helper_in_a_mapped_user_namespace_opens_a_root_from_any_caller(tmp_path: Path) -> None:
+    # What rootless kit does for a stopped container, driven here by root: a helper in a new
+    # user namespace (container root = nobody) clones a directory and sends the mount back,
+    # from a fork (one thread) and from a fresh interpreter (a threaded caller); a failure
+    # comes back as the helper's own explained error.
+    import tempfile
+    import threading
+
+    from kit.errors import KitError
+    from kit.runtime.root_opener import RootJob, open_in_helper
+    from kit.spec import IdMapping, Spec
+
+    spec = Spec()
+    spec.linux.uid_mappings = [IdMapping(0, 65534, 1)]
+    spec.linux.gid_mappings = [IdMapping(0, 65534, 1)]
+    # A directory nobody can reach (pytest's own are root's, mode 0700).
+    tree = Path(tempfile.mkdtemp(prefix="kit-helper-test-", dir="/tmp"))
+    try:
+        tree.chmod(0o755)
+        (tree / "inside").write_text("x")
+        job = RootJob("clone", path=str(tree), spec_json=spec.to_json())
+        missing = RootJob("clone", path=str(tree / "gone"), spec_json=spec.to_json())
+        seen: dict[str, object] = {}
+
+        def open_both(label: str) -> None:
+            fd = open_in_helper(job)
+            try:
+                seen[label] = sorted(os.listdir(f"/proc/self/fd/{fd}"))
+            finally:
+                os.close(fd)
+            try:
+                open_in_helper(missing)
+            except KitError as error:
+                seen[f"{label} error"] = (error.errno_name, error.what)
+
+        worker = threading.Thread(target=open_both, args=("thread",))
+        worker.start()
+        worker.join()
+        open_both("fork")
+    finally:
+        shutil.rmtree(tree)
+    assert seen["thread"] == seen["fork"] == ["inside"]
+    assert seen["thread error"] == seen["fork error"]
+    name, what = seen["fork error"]  # type: ignore[misc]
+    assert name == "ENOENT" and what.startswith("open_tree(")
