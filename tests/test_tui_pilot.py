@@ -44,6 +44,14 @@ def pilot_test(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     return run
 
 
+@pytest.fixture(scope="module", autouse=True)
+def doctor_facts() -> None:
+    """The doctor's checks, run once before the apps start: each app then assesses its lessons
+    from them at once (real answers), and no check's probe process is still running when a
+    short test ends (the leak guard would rightly complain)."""
+    readiness.facts()
+
+
 @pytest.fixture(autouse=True)
 def private_state(kit_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
