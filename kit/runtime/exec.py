@@ -281,9 +281,13 @@ def join_cgroups(pid: int) -> None:
         mount = cgroup_mount(controllers, table)
         if mount is None:
             continue  # a hierarchy not mounted here: nothing to write to
+        # v1: a single thread moving itself ("0" into tasks) skips the kernel's global
+        # migration lock and its RCU grace period (see kit.runtime.stages.cgroups); we are
+        # single-threaded, as setns requires anyway. v2 moves whole processes only.
+        name, who = ("cgroup.procs", str(os.getpid())) if controllers == "" else ("tasks", "0")
         write_text(
-            f"{mount}{path.rstrip('/')}/cgroup.procs",
-            str(os.getpid()),
+            f"{mount}{path.rstrip('/')}/{name}",
+            who,
             note=f"join the container's cgroup {path} ({controllers or 'unified'})",
         )
 
