@@ -167,6 +167,19 @@ def test_kill_takes_names_and_numbers_and_defaults_to_term(
     assert stopped.returncode == 1 and "not running" in stopped.stderr
 
 
+def test_kill_reads_a_signal_number_even_when_an_id_starts_with_it(
+    busybox_rootfs: Path, tmp_path: Path
+) -> None:
+    """podman calls `kill ID 9`; an id starting with "9" must not make "9" a second container
+    (it once did: SIGTERM went out instead, which PID 1 ignores, and the container lived)."""
+    bundle = make_bundle(tmp_path, busybox_rootfs, ["sleep", "1000"])
+    create("create", "--bundle", str(bundle), "9f3c")
+    kit("start", "9f3c")
+    kit("kill", "9f3c", "9")
+    wait_for(lambda: state("9f3c")["status"] == "stopped")
+    kit("delete", "9f3c")
+
+
 def test_annotations_are_in_the_state(busybox_rootfs: Path, tmp_path: Path) -> None:
     def annotate(config: dict[str, Any]) -> None:
         config["annotations"] = {"org.example.owner": "tests"}

@@ -330,8 +330,12 @@ def kill_command(args: argparse.Namespace) -> int:
 
     targets = list(args.containers)
     sig_text = args.signal
-    # runc's form: `kit kill ID [SIGNAL]` (podman and conmon call it so).
-    if sig_text is None and len(targets) == 2 and not _is_container(targets[1]):
+    # runc's form: `kit kill ID [SIGNAL]` (podman and conmon call it so). A signal wins over
+    # a container *prefix*: podman's `kill 9f3c... 9` must not read "9" as a second container.
+    if sig_text is None and len(targets) == 2 and _is_signal(targets[1]):
+        if not _names_a_container_exactly(targets[1]):
+            sig_text = targets.pop()
+    elif sig_text is None and len(targets) == 2 and not _is_container(targets[1]):
         sig_text = targets.pop()
     failed = 0
     for text in targets:
@@ -354,6 +358,28 @@ def kill_command(args: argparse.Namespace) -> int:
         if record.kind != "oci":
             sys.stdout.write(text + "\n")
     return failed
+
+
+def _is_signal(text: str) -> bool:
+    from kit.errors import KitError
+    from kit.runtime import lifecycle
+
+    try:
+        lifecycle.parse_signal(text)
+    except KitError:
+        return False
+    return True
+
+
+def _names_a_container_exactly(text: str) -> bool:
+    from kit.errors import KitError
+    from kit.runtime import state
+
+    try:
+        record = state.find(text)
+    except KitError:
+        return False
+    return text in (record.id, record.name)
 
 
 def _is_container(text: str) -> bool:
