@@ -4,7 +4,8 @@
 capabilities, seccomp...) and stops just before the execve: the container is *created*. An
 engine can then wire things up (podman's conmon attaches to its stdio) and ``kit start`` lets
 the program run. runc does this with a FIFO, ``exec.fifo``; so does kit, in the container's
-state directory:
+state directory (made by ``kit create``, see :mod:`kit.runtime.oci`, which also holds the
+engine's side of step 3; this module is the container's side):
 
 1. The init parent opens the FIFO read-write before it forks (on Linux that never blocks),
    so the container process inherits it and is a *reader* of it.
@@ -13,9 +14,10 @@ state directory:
    then returns) and its end of the *release pipe* (the init parent then exits, and the
    container is adopted by the nearest subreaper, conmon under podman), and reads one byte
    from the FIFO: it sleeps there.
-3. ``kit start`` opens the FIFO for writing *without blocking*: that succeeds only while a
-   reader exists, so a container that died meanwhile gives ENXIO instead of a hang. It writes
-   one byte, and removes the FIFO: "no FIFO, live process" is what "running" means.
+3. ``kit start`` (:func:`kit.runtime.oci.open_the_gate`) opens the FIFO for writing *without
+   blocking*: that succeeds only while a reader exists, so a container that died meanwhile
+   gives ENXIO instead of a hang. It writes one byte, and removes the FIFO: "no FIFO, live
+   process" is what "running" means.
 4. The container wakes up, closes the FIFO and execs the program. Its file descriptors were
    all marked close-on-exec already: nothing of kit follows the program.
 
@@ -37,8 +39,6 @@ from kit.trace import Event, text_printer, tracer
 
 if TYPE_CHECKING:  # only named: kit start and kit delete import this module without the spec
     from kit.runtime.context import InitContext
-
-FIFO_NAME = "exec.fifo"
 
 #: File descriptors opened by the init parent before it forks (inherited by the container
 #: process): the FIFO, and the write end of the release pipe.
@@ -111,37 +111,3 @@ def wait_for_start(ctx: InitContext) -> None:
     os.close(fd)
     if not data:
         raise SystemExit(0)
-
-
-def fifo_path(container_dir: str | os.PathLike[str]) -> str:
-    return os.path.join(container_dir, FIFO_NAME)
-
-
-def make_fifo(container_dir: str | os.PathLike[str]) -> str:
-    path = fifo_path(container_dir)
-    os.mkfifo(path, 0o600)
-    return path
-
-
-def open_the_gate(path: str) -> None:
-    """``kit start``: let the waiting container exec its program."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise KitError(
-            "the container is not in the created state",
-            cause="its exec.fifo is gone: it was started already",
-            fix="see `kit state ID`",
-        ) from None
-    except OSError as error:
-        # ENXIO: a FIFO opened for writing without a reader. The container process is gone.
-        raise KitError(
-            "the container's process is gone: nothing waits at its exec.fifo",
-            errno=error.errno,
-            fix="delete it (`kit delete --force ID`) and create it again",
-        ) from None
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
-    os.unlink(path)

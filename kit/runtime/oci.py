@@ -259,8 +259,6 @@ def find(container_id: str) -> ContainerState:
 
 def status_of(record: ContainerState) -> str:
     """created, running or stopped, from the process and the FIFO (not only the record)."""
-    from kit.runtime.gate import fifo_path
-
     if record.status == state.CREATING:
         if record.owner_pid and state.is_alive(record.owner_pid, record.owner_start):
             return "creating"
@@ -348,7 +346,6 @@ class Creation:
 
     def run(self, spec: Spec) -> ContainerState:
         """Start the init and wait until the container is created (or failed)."""
-        from kit.runtime.gate import make_fifo
         from kit.runtime.launcher import ContainerProcess
 
         directory = state.container_dir(self.container_id)
@@ -451,8 +448,6 @@ def create(
 
 def start(container_id: str) -> ContainerState:
     """``kit start``: open the gate of a created container."""
-    from kit.runtime.gate import fifo_path, open_the_gate
-
     find(container_id)  # "does not exist", in runc's words
     with state.locked(container_id) as directory:
         record = state.load(container_id)
@@ -536,3 +531,43 @@ def write_pid_file(path: str, pid: int) -> None:
     with open(temporary, "w") as f:
         f.write(str(pid))
     os.replace(temporary, path)
+
+
+# --- the start gate, the engine's side (the container's side: kit.runtime.gate) ---------------
+
+#: The FIFO a created container waits at, in its state directory.
+FIFO_NAME = "exec.fifo"
+
+
+def fifo_path(container_dir: str | os.PathLike[str]) -> str:
+    return os.path.join(container_dir, FIFO_NAME)
+
+
+def make_fifo(container_dir: str | os.PathLike[str]) -> str:
+    path = fifo_path(container_dir)
+    os.mkfifo(path, 0o600)
+    return path
+
+
+def open_the_gate(path: str) -> None:
+    """``kit start``: let the waiting container exec its program."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise KitError(
+            "the container is not in the created state",
+            cause="its exec.fifo is gone: it was started already",
+            fix="see `kit state ID`",
+        ) from None
+    except OSError as error:
+        # ENXIO: a FIFO opened for writing without a reader. The container process is gone.
+        raise KitError(
+            "the container's process is gone: nothing waits at its exec.fifo",
+            errno=error.errno,
+            fix="delete it (`kit delete --force ID`) and create it again",
+        ) from None
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(path)
