@@ -19,7 +19,6 @@ isolation depends on), or adapts it (it is done kit's way; the warning says how)
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import time
 from dataclasses import dataclass
@@ -242,6 +241,8 @@ def example_spec(*, rootless: bool = False) -> Spec:
 
 
 def _iso(when: float | None) -> str:
+    import datetime  # here: only the state document shows a time (kit start need not import it)
+
     moment = datetime.datetime.fromtimestamp(when or time.time(), datetime.UTC)
     return moment.isoformat().replace("+00:00", "Z")
 
