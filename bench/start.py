@@ -113,13 +113,16 @@ def breakdown(
     rows = [
         ("interpreter, no site (python3 -S -c pass)", bare),
         ("site: site-packages and its .pth files here", interpreter - bare),
-        ("importing kit run's modules", imported - interpreter),
+        ("importing kit run's modules (freed at exit)", imported - interpreter),
         ("container setup (first stage to execve)", setup),
         ("program and teardown (execve to exit report)", program),
     ]
     rest = total - sum(ms for _, ms in rows)
-    rows.append(("the rest: CLI work, fork, wait, record, exit", rest))
-    print(f"\nwhere kit run's {total:.1f} ms go (medians; events traced in the setup runs)")
+    rows.append(("the rest: CLI work, fork, wait, record", rest))
+    print(
+        f"\nwhere kit run's {total:.1f} ms go (medians of separate runs, so only roughly additive;"
+        " the setup is timed with --events json, whose tracing makes it a little slower)"
+    )
     for name, ms in rows:
         print(f"  {name:<46} {ms:>7.1f} ms")
     runc = medians["runc run"]

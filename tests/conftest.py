@@ -36,8 +36,11 @@ def _session_temp_root(config: pytest.Config) -> Path:
 
 
 def _foreign_temp(path: str, ours: Path) -> bool:
-    """A mount under another pytest session's temp dir (another session running at once)."""
+    """A mount under another pytest session's temp dir (another session running at once), or
+    under a benchmark's scratch dir (bench/common.py: /tmp/kit-bench-*, podman's overlays)."""
     parts = Path(path).parts
+    if len(parts) >= 3 and parts[1] == "tmp" and parts[2].startswith("kit-bench-"):
+        return True
     if len(parts) >= 4 and parts[1] == "tmp" and parts[2].startswith("pytest-of-"):
         return not Path(path).is_relative_to(ours)
     return False
