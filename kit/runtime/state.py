@@ -174,6 +174,8 @@ def _state_text(state: ContainerState) -> str:
 
 def create(state: ContainerState, spec: Spec) -> None:
     """Write a new container's record; refuses an id or name already in use."""
+    # Encoded before taking the lock that every container being created waits for.
+    config, record = spec.to_json(indent=2) + "\n", _state_text(state)
     with all_locked():
         for other in list_states():
             if other.id == state.id or other.name == state.name:
@@ -183,8 +185,8 @@ def create(state: ContainerState, spec: Spec) -> None:
                     exit_code=125,
                 )
         with locked(state.id, create=True) as directory:
-            _write_atomic(directory / "config.json", spec.to_json(indent=2) + "\n")
-            _write_atomic(directory / "state.json", _state_text(state))
+            _write_atomic(directory / "config.json", config)
+            _write_atomic(directory / "state.json", record)
 
 
 def save(state: ContainerState) -> None:
