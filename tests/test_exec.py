@@ -335,6 +335,20 @@ def test_detached_exec_returns_and_the_program_keeps_running(
     assert ns_ids(pid)["pid"] == ns_ids(data["pid"])["pid"]
 
 
+def test_detached_exec_reports_the_exec_not_the_programs_exit(
+    busybox_rootfs: Path, tmp_path: Path
+) -> None:
+    """A detached exec succeeds once the program runs, however fast it ends (its status is
+    the subreaper's, conmon's under podman); a program that cannot start is an error."""
+    start(busybox_rootfs, "web")
+    for attempt in range(10):  # the program often ends before kit leaves: never its status
+        pid_file = tmp_path / f"exec-{attempt}.pid"
+        quick = kit("exec", "-d", "--pid-file", str(pid_file), "web", "sh", "-c", "exit 6")
+        assert quick.returncode == 0 and int(pid_file.read_text()) > 0
+    missing = kit("exec", "-d", "web", "/no/such/program", check=False)
+    assert missing.returncode != 0 and "/no/such/program" in missing.stderr
+
+
 def test_exec_it_in_a_real_terminal(host_rootfs: Path, tmp_path: Path) -> None:
     """``kit exec -it``: a shell with a terminal of the container's devpts, job control,
     the outer terminal's size, and the exit status back in the caller's shell."""

@@ -306,13 +306,13 @@ def _join_and_run(spec: Spec, channels: Channels, options: InitOptions, target: 
     finally:
         for fd in opened.values():
             os.close(fd)
-    # Tells the joiner when the child's execve happened (its copy closes on exec) or the
-    # child died; only needed when the joiner leaves early (detach).
+    # Tells the joiner when the child's execve happened (its copy closes on exec, unread) or
+    # its setup failed (it writes "x" first); only needed when the joiner leaves early (detach).
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         os.close(sync_r)
-        _child_main(spec, channels, options)
+        _child_main(spec, channels, options, sync_w)
     os.close(sync_w)
     tracer().emit(
         Event(
@@ -332,11 +332,15 @@ def _join_and_run(spec: Spec, channels: Channels, options: InitOptions, target: 
 
 
 def _release(pid: int, sync_r: int) -> int:
-    """Detached exec: leave as soon as the program runs; it is adopted by a subreaper."""
-    os.read(sync_r, 1)  # end-of-file: the child exec'd, or died
+    """Detached exec: leave as soon as the program runs; it is adopted by a subreaper.
+
+    Never reap a program that ran: a quick one (``sh -c 'exit 6'``) may have ended already,
+    and its status belongs to the subreaper (conmon), not to kit's own exit status, which
+    says whether the exec worked (runc's rule too)."""
+    failed = os.read(sync_r, 1) == b"x"  # "x": setup failed; end-of-file: it exec'd
     os.close(sync_r)
-    finished, status = os.waitpid(pid, os.WNOHANG)
-    if finished:
+    if failed:
+        _, status = os.waitpid(pid, 0)
         return _report_exit(status, False)
     tracer().emit(
         Event("process", "released", data={"host_pid": pid}, message="the program runs; kit left")
@@ -344,7 +348,7 @@ def _release(pid: int, sync_r: int) -> int:
     return 0
 
 
-def _child_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
+def _child_main(spec: Spec, channels: Channels, options: InitOptions, sync_w: int) -> None:
     """The exec'd process before its execve. Never returns."""
     code = SETUP_FAILED
     try:
@@ -373,6 +377,8 @@ def _child_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
     except BaseException:
         tracer().emit(Event("error", "error", message=traceback.format_exc()))
     finally:
+        with contextlib.suppress(OSError):
+            os.write(sync_w, b"x")  # no execve: tell a detached joiner to report the failure
         os._exit(code)
 
 
