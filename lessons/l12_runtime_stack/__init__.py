@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -401,13 +402,22 @@ def podman(ctx: StepContext) -> None:
     with tarfile.open(context / "root.tar", "w") as tar:
         tar.add(paths["rootfs"], arcname=".")
     (context / "Kitfile").write_text('FROM scratch\nADD root.tar /\nCMD ["/bin/sh"]\n')
-    layout = base / "layout"
-    shutil.rmtree(layout, ignore_errors=True)
     _kit(ctx, "build", "-q", "-t", "lesson12:1", str(context))
-    _kit(ctx, "save", "-o", str(layout), "lesson12:1")
-    pulled = subprocess.run(
-        [*cli, "pull", "-q", f"oci:{layout}:1"], env=env, capture_output=True, text=True, check=True
-    )
+    # podman names an image pulled from an OCI layout after the layout's path, and image names
+    # must be lowercase: save it under a lowercase temporary path (KIT_ROOT may have capitals),
+    # and remove that copy once podman has its own.
+    layout = Path(tempfile.mkdtemp(prefix="kit-lesson12-layout-"))
+    try:
+        _kit(ctx, "save", "-o", str(layout / "oci"), "lesson12:1")
+        pulled = subprocess.run(
+            [*cli, "pull", "-q", f"oci:{layout / 'oci'}:1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        shutil.rmtree(layout, ignore_errors=True)
     image = pulled.stdout.split()[-1]
     cgroups_before = set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
     run = subprocess.run(
