@@ -109,9 +109,13 @@ def test_job_control_and_resize(terminal: Tmux) -> None:
     time.sleep(0.3)
     terminal.keys("C-z")
     terminal.wait_for(lambda s: "Stopped" in s)
-    terminal.keys("kill -9 %1", "Enter")
-    terminal.keys("jobs", "Enter")
-    terminal.wait_for(lambda s: "Killed" in s)
+    # bash registers the stopped job and later its death asynchronously (SIGCHLD): repeat the
+    # kill (harmless once the job is gone) and ask again until bash reports it.
+    deadline = time.monotonic() + 20
+    while "Killed" not in terminal.screen():
+        assert time.monotonic() < deadline, terminal.screen()
+        terminal.keys("kill -9 %1 2>/dev/null; jobs", "Enter")
+        time.sleep(0.2)
     terminal.resize(80, 24)
     terminal.keys("stty size", "Enter")
     terminal.wait_for(lambda s: "24 80" in s)
