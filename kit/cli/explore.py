@@ -149,6 +149,7 @@ def exec_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-u
 
 def exec_command(args: argparse.Namespace) -> int:
     from kit.errors import KitError
+    from kit.runtime import oci
     from kit.runtime.exec import ExecProcess, Target
     from kit.trace import text_printer
 
@@ -169,7 +170,9 @@ def exec_command(args: argparse.Namespace) -> int:
             fix="run from a terminal, or drop -t",
             exit_code=2,
         )
-    console_socket = _connect(args.console_socket) if args.console_socket else None
+    console_socket = (
+        oci.connect_console_socket(args.console_socket) if args.console_socket else None
+    )
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     detached = args.detach
     stdin = None if (args.interactive or relay or args.process) and not detached else null
@@ -206,7 +209,7 @@ def exec_command(args: argparse.Namespace) -> int:
         return status.code
     if args.pid_file:
         pid = _released_pid(process) or process.host_pid or 0
-        _write_pid_file(args.pid_file, pid)
+        oci.write_pid_file(args.pid_file, pid)
     return status.code
 
 
@@ -215,32 +218,6 @@ def _released_pid(process) -> int | None:  # type: ignore[no-untyped-def]
         if event.kind == "process" and event.name == "released":
             return int(event.data["host_pid"])
     return None
-
-
-def _connect(path: str):  # type: ignore[no-untyped-def]
-    import socket
-
-    from kit.errors import KitError
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as error:
-        sock.close()
-        raise KitError(
-            f"cannot connect to the console socket {path}",
-            errno=error.errno,
-            fix="pass the path of a listening unix socket (the caller's --console-socket)",
-        ) from None
-    return sock
-
-
-def _write_pid_file(path: str, pid: int) -> None:
-    """Atomically, as runc does: conmon may read it as soon as it exists."""
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w") as f:
-        f.write(str(pid))
-    os.replace(temporary, path)
 
 
 # --- export, cp ---------------------------------------------------------------------------------

@@ -351,7 +351,7 @@ class Creation:
 
         directory = state.container_dir(self.container_id)
         fifo = make_fifo(directory) if self.gate else None
-        sock = _connect(self.console_socket) if self.console_socket else None
+        sock = connect_console_socket(self.console_socket) if self.console_socket else None
         container = ContainerProcess(
             spec,
             container_id=self.container_id,
@@ -510,7 +510,7 @@ def _check_id(container_id: str) -> None:
         )
 
 
-def _connect(path: str):  # type: ignore[no-untyped-def]
+def connect_console_socket(path: str):  # type: ignore[no-untyped-def]
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
