@@ -604,3 +604,13 @@ def test_kit_seccomp_check(tmp_path: Path) -> None:
     )
     refused = kit_command("seccomp", "check", str(bad))
     assert refused.returncode == 2 and "flags[0]: unknown filter flag" in refused.stderr
+
+
+def test_the_syscall_layers_numbers_agree_with_the_generated_tables() -> None:
+    from kit.linux.syscall import _SYSCALL_NUMBERS
+    from kit.security.syscall_tables import TABLES
+
+    for arch, numbers in _SYSCALL_NUMBERS.items():
+        table = TABLES[arch]
+        for name, number in numbers.items():
+            assert table[name] == number, f"{arch} {name}: {number} vs {table[name]}"
