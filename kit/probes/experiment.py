@@ -34,11 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kit.errors import KitError
+from kit.reexec import fresh_interpreter
 from kit.trace import Event, fd_writer, tracer
-
-KIT_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-_BOOT = "import sys; sys.path.insert(0, {path!r}); from kit.probes.experiment import boot; boot()"
 
 #: How long a child may take to report before the caller gives up (it is then killed).
 DEFAULT_TIMEOUT = 30.0
@@ -79,10 +76,10 @@ class Experiment:
             "events_fd": events_w,
             "stay": self.stay,
         }
-        argv = [sys.executable, "-I", "-S", "-c", _BOOT.format(path=KIT_PACKAGE_PARENT)]
+        argv = fresh_interpreter(__name__, json.dumps(setup))
         try:
             self._popen = subprocess.Popen(
-                [*argv, json.dumps(setup)],
+                argv,
                 pass_fds=[events_w],
                 stdin=stdin_r,
                 stdout=subprocess.DEVNULL,
@@ -198,7 +195,7 @@ def run_experiment(
 
 
 def boot() -> None:
-    """Entry point of the child interpreter (see :data:`_BOOT`)."""
+    """Entry point of the child interpreter (see :func:`kit.reexec.fresh_interpreter`)."""
     setup = json.loads(sys.argv[1])
     events_fd = int(setup["events_fd"])
     log = tracer()

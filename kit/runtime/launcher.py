@@ -22,7 +22,6 @@ import json
 import os
 import select
 import signal
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from kit import mounts
 from kit.errors import KitError
 from kit.linux.namespaces import namespace_ids
+from kit.reexec import fresh_interpreter
 from kit.runtime import pipeline
 from kit.runtime.context import Channels, InitOptions
 from kit.runtime.defaults import new_container_id
@@ -41,12 +41,6 @@ if TYPE_CHECKING:  # imported when needed: a container without a terminal never 
     import subprocess
 
     from kit.runtime.console import RawTerminal
-
-KIT_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-#: The re-executed init runs with -I -S: no user site, no site-packages, no environment
-#: variables steering Python. It needs only the standard library and kit itself.
-_BOOT = "import sys; sys.path.insert(0, {path!r}); from {module} import boot; boot()"
 
 
 @dataclass
@@ -241,14 +235,8 @@ class ContainerProcess:
             "spec_fd": spec_r,
             **self._boot_setup(),
         }
-        argv = [
-            sys.executable,
-            "-I",
-            "-S",
-            "-c",
-            _BOOT.format(path=KIT_PACKAGE_PARENT, module=self.boot_module),
-            json.dumps(setup),
-        ]
+        # The init re-executes in a fresh interpreter (kit.reexec): no fork of a threaded caller.
+        argv = fresh_interpreter(self.boot_module, json.dumps(setup))
         try:
             self._popen = subprocess.Popen(
                 argv,

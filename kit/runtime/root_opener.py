@@ -44,17 +44,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from kit.errors import KitError
+from kit.reexec import fresh_interpreter
 
 if TYPE_CHECKING:
     from kit.spec import Spec
-
-#: The directory holding the ``kit`` package (the fresh interpreter runs with -I, no PYTHONPATH).
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-_HELPER_CODE = (
-    "import sys; sys.path.insert(0, {path!r}); "
-    "from kit.runtime.root_opener import serve; serve(sys.argv[1], int(sys.argv[2]))"
-)
 
 
 @dataclass
@@ -76,9 +69,9 @@ def open_in_helper(job: RootJob) -> int:
     with ours:
         try:
             if threading.active_count() > 1:
-                argv = [sys.executable, "-I", "-S", "-c", _HELPER_CODE.format(path=_PACKAGE_PARENT)]
+                argv = fresh_interpreter(__name__, json.dumps(asdict(job)), str(theirs.fileno()))
                 helper = subprocess.Popen(
-                    [*argv, json.dumps(asdict(job)), str(theirs.fileno())],
+                    argv,
                     pass_fds=[theirs.fileno()],
                 )
                 theirs.close()
@@ -112,6 +105,11 @@ def _receive(sock: socket.socket) -> int:
 
 
 # --- in the helper ------------------------------------------------------------------------------
+
+
+def boot() -> None:
+    """Entry point of the helper interpreter: ``argv`` is the job (JSON) and the socket's fd."""
+    serve(sys.argv[1], int(sys.argv[2]))
 
 
 def serve(job_json: str, sock_fd: int) -> None:
