@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno as errno_module
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kit.errors import KitError
@@ -102,6 +103,20 @@ def render_return(value: int) -> str:
     return name
 
 
+def label_positions(items: Iterable[object]) -> dict[str, int]:
+    """Where each label lands in an assembled program. A program under construction is a list
+    of instructions with label names (``str``) between them; a label's position is the number of
+    instructions before it, so a jump's offset is ``positions[target] - here - 1``."""
+    positions: dict[str, int] = {}
+    count = 0
+    for item in items:
+        if isinstance(item, str):
+            positions[item] = count
+        else:
+            count += 1
+    return positions
+
+
 @dataclass
 class Instruction:
     """One ``struct sock_filter``, plus a remark for the reader (never sent to the kernel)."""
@@ -168,13 +183,7 @@ class Assembler:
         self._items.append(Instruction(RET_K, k=value, comment=comment))
 
     def assemble(self) -> list[Instruction]:
-        positions: dict[str, int] = {}
-        count = 0
-        for item in self._items:
-            if isinstance(item, str):
-                positions[item] = count
-            else:
-                count += 1
+        positions = label_positions(self._items)
         program: list[Instruction] = []
         for item in self._items:
             if isinstance(item, str):

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass, field
 
 from kit.errors import KitError
+from kit.security.bpf import label_positions
 
 # Instruction classes (include/uapi/linux/bpf_common.h and bpf.h).
 BPF_LDX = 0x01
@@ -141,13 +142,7 @@ class Assembler:
         self._items.append(Instruction(EXIT, comment=comment))
 
     def assemble(self) -> list[Instruction]:
-        positions: dict[str, int] = {}
-        count = 0
-        for item in self._items:
-            if isinstance(item, str):
-                positions[item] = count
-            else:
-                count += 1
+        positions = label_positions(self._items)
         program: list[Instruction] = []
         for item in self._items:
             if isinstance(item, str):
