@@ -29,21 +29,11 @@ from pathlib import Path
 from kit import mounts
 from kit.errors import KitError
 from kit.linux.caps import render_mask
+from kit.runtime.defaults import MASKED_PATHS
 from kit.spec import Spec
 
-#: Paths whose masking the report looks at: runc's masked paths plus a few kernels have.
-MASK_CANDIDATES = (
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-)
+#: Paths whose masking the report looks at: runc's default masked paths (kit masks the same).
+MASK_CANDIDATES = MASKED_PATHS
 
 #: Mount points whose options the report compares (when they exist).
 WATCHED_MOUNTS = (
