@@ -683,17 +683,21 @@ class Extraction:
             source = tar.extractfile(member)
             if source is not None:
                 self.report.bytes += _write_all(fd, source)
-            if self.same_owner:
-                os.fchown(fd, member.uid, member.gid)
-            # chmod after chown: changing the owner clears the setuid and setgid bits.
-            os.fchmod(fd, stat.S_IMODE(member.mode))
-            for key, value in xattrs_of(member).items():
-                os.setxattr(fd, key, value)
-                self.report.xattrs += 1
-            os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
+            self._metadata_of_fd(fd, member)
         finally:
             os.close(fd)
         self.report.files += 1
+
+    def _metadata_of_fd(self, fd: int, member: tarfile.TarInfo) -> None:
+        """Owner, mode, xattrs and mtime of an open file or directory."""
+        if self.same_owner:
+            os.fchown(fd, member.uid, member.gid)
+        # chmod after chown: changing the owner clears the setuid and setgid bits.
+        os.fchmod(fd, stat.S_IMODE(member.mode))
+        for key, value in xattrs_of(member).items():
+            os.setxattr(fd, key, value)
+            self.report.xattrs += 1
+        os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
 
     def _metadata_at(self, dir_fd: int, name: str, member: tarfile.TarInfo) -> None:
         """Owner, mode, xattrs and mtime of a symlink, fifo or device, never following it."""
@@ -718,13 +722,7 @@ class Extraction:
             try:
                 fd = self.root.open_dir(parts)
                 try:
-                    if self.same_owner:
-                        os.fchown(fd, member.uid, member.gid)
-                    os.fchmod(fd, stat.S_IMODE(member.mode))
-                    for key, value in xattrs_of(member).items():
-                        os.setxattr(fd, key, value)
-                        self.report.xattrs += 1
-                    os.utime(fd, ns=(_ns(member.mtime), _ns(member.mtime)))
+                    self._metadata_of_fd(fd, member)
                 finally:
                     os.close(fd)
             except OSError as exc:
