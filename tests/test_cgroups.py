@@ -29,6 +29,7 @@ from kit.errors import KitError
 from kit.paths import root_tag
 from kit.runtime.defaults import default_spec
 from kit.runtime.launcher import ContainerProcess
+from kit.runtime.lifecycle import remove_cgroup_dir
 from kit.spec import CpuResources, MemoryResources, PidsResources, Resources
 
 pytestmark = pytest.mark.usefixtures("kit_root")
@@ -149,6 +150,32 @@ def test_without_limits_only_the_devices_cgroup(busybox_rootfs: Path, kit_root: 
         container.resume()
         assert container.wait().code == 0
     assert not Path((HOST.v1.get("devices") or str(HOST.v2)) + expected).exists()
+
+
+def test_child_cgroups_made_inside_go_with_the_container(
+    busybox_rootfs: Path, kit_root: Path
+) -> None:
+    """An engine inside the container (kit in a lab VM) makes cgroups below the container's.
+    rmdir of a cgroup with children is EBUSY: kit removes them first, deepest first."""
+    spec = default_spec(["true"], str(busybox_rootfs))
+    with ContainerProcess(spec, pause_after=["cgroups"]) as container:
+        assert container.next_pause() is not None
+        expected = f"/kit/{root_tag(kit_root)}-{container.container_id}"
+        own = Path((HOST.v1.get("devices") or str(HOST.v2)) + expected)
+        (own / "kit" / "inner").mkdir(parents=True)  # what the nested engine leaves behind
+        container.resume()
+        assert container.wait().code == 0
+    assert not own.exists()
+
+
+def test_removing_a_cgroup_directory_takes_its_children(kit_root: Path) -> None:
+    """kit rm -f and doctor --leaks remove a container's cgroups from the host side."""
+    base = Path(HOST.v1["pids"] if V1 else str(HOST.v2)) / "kit"
+    top = base / f"{root_tag(kit_root)}-nested-test"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "c").mkdir()
+    remove_cgroup_dir(str(top))
+    assert not top.exists()
 
 
 def test_cgroup_is_removed_when_the_caller_dies(busybox_rootfs: Path, kit_root: Path) -> None:

@@ -229,20 +229,50 @@ class ContainerCgroup:
             d.close()
 
     def _remove_one(self, d: Directory) -> None:
-        # A cgroup can be removed only when no process is in it. The last member leaves when
-        # it is reaped, and the kernel may need a moment to notice: retry briefly.
-        for attempt in range(100):
-            try:
-                remove_dir(d.name, dir_fd=d.parent_fd, shown=d.host_path)
-                return
-            except KitError as error:
-                if error.errno == errno.ENOENT:
+        self._remove_tree(d.parent_fd, d.name, d.host_path, own=True)
+
+    def _remove_tree(self, parent_fd: int, name: str, shown: str, *, own: bool = False) -> None:
+        """rmdir the cgroup ``name`` and every cgroup below it, deepest first."""
+        # rmdir(2) of a cgroup that still has child cgroups fails with EBUSY. A container
+        # engine running inside the container (kit in a lab VM, podman in a lesson) makes
+        # cgroups below the container's own: its cgroup namespace shows ours as the root.
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
+        except FileNotFoundError:
+            return
+        try:
+            for entry in os.scandir(fd):
+                if entry.is_dir(follow_symlinks=False):
+                    self._remove_tree(fd, entry.name, f"{shown}/{entry.name}")
+            # A cgroup can be removed only when no process is in it. The last member leaves
+            # when it is reaped, and the kernel may need a moment to notice: retry briefly.
+            for attempt in range(100):
+                try:
+                    remove_dir(name, dir_fd=parent_fd, shown=shown)
                     return
-                if error.errno != errno.EBUSY or attempt == 99:
-                    raise
-            self.kill_all()
-            time.sleep(0.01)
+                except KitError as error:
+                    if error.errno == errno.ENOENT:
+                        return
+                    if error.errno != errno.EBUSY or attempt == 99:
+                        raise
+                if own:
+                    self.kill_all()
+                else:
+                    _kill_members(fd)
+                time.sleep(0.01)
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         for d in self.directories:
             d.close()
+
+
+def _kill_members(cgroup_fd: int) -> None:
+    """SIGKILL the processes in the cgroup open as ``cgroup_fd`` (normally none are left)."""
+    with contextlib.suppress(OSError):
+        with open(os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=cgroup_fd)) as f:
+            pids = [int(p) for p in f.read().split()]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -201,7 +201,15 @@ def container_cgroups(container_id: str) -> list[str]:
 
 
 def remove_cgroup_dir(path: str) -> None:
-    """Kill what is left in a cgroup directory, then rmdir it (retrying while it empties)."""
+    """Kill what is left in a cgroup directory, then rmdir it (retrying while it empties).
+
+    Child cgroups go first, deepest first (rmdir of a cgroup with children is EBUSY): a
+    container engine running inside the container makes them below the container's own.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                remove_cgroup_dir(entry.path)
     for attempt in range(200):
         try:
             with open(os.path.join(path, "cgroup.procs")) as procs:
@@ -221,8 +229,8 @@ def remove_cgroup_dir(path: str) -> None:
                 raise KitError(
                     f"cannot remove the cgroup {path}",
                     errno=error.errno,
-                    cause="processes are still in it",
-                    fix="check with `cat {path}/cgroup.procs`",
+                    cause="processes or child cgroups are still in it",
+                    fix=f"check with `cat {path}/cgroup.procs` and `ls {path}`",
                 ) from None
         time.sleep(0.01)
 
