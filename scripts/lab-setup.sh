@@ -160,8 +160,9 @@ find_python() {
 
 required=(python3 python3-venv ca-certificates)
 # busybox-static: a one-file userland for root filesystems; uidmap: newuidmap/newgidmap for
-# rootless students' id ranges; runc, umoci, skopeo: the tools lessons compare kit with.
-optional=(busybox-static uidmap runc umoci skopeo)
+# rootless students' id ranges; runc, umoci, skopeo: the tools lessons compare kit with;
+# podman: the engine lesson 12 drives kit with, as its OCI runtime.
+optional=(busybox-static uidmap runc umoci skopeo podman)
 if [ "$REGISTRY" = 1 ]; then optional+=(docker-registry); fi
 
 install_packages() {

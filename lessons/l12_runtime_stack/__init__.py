@@ -316,6 +316,9 @@ def twins(ctx: StepContext) -> None:
         stdin=subprocess.DEVNULL,
     )
     kit = _kit(ctx, "run", "--bundle", str(twin), "twin-kit", stdin=subprocess.DEVNULL)
+    for name, done in (("runc", runc), ("kit", kit)):
+        if done.returncode != 0:  # the check will fail: show why
+            ctx.show(Output(f"{name} run exited {done.returncode}", done.stderr or done.stdout))
     (paths["out"] / "runc.txt").write_text(runc.stdout)
     (paths["out"] / "kit.txt").write_text(kit.stdout)
     rows = []
