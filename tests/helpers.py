@@ -15,7 +15,7 @@ def kit_command(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kit", *args], check=False, **options)
 
 
-def kit_popen(*args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+def kit_popen(*args: str, **kwargs: Any) -> subprocess.Popen[Any]:
     """Start ``python -m kit ARGS`` in the background."""
     return subprocess.Popen([sys.executable, "-m", "kit", *args], **kwargs)
 

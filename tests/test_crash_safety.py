@@ -14,11 +14,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import kit_popen
 from lifecycle_helpers import alive, busybox_image, kit, remove_all, wait_for
 
 from kit import mounts
@@ -42,12 +42,14 @@ def containers(tmp_path: Path) -> object:
 
 
 class Stopped:
-    """A kit command stopped at a stage, with what its events said."""
+    """``kit run ARGS`` stopped after a stage (``--pause-after``), with what its events said."""
 
-    def __init__(self, argv: list[str], events: Path, stage: str) -> None:
+    def __init__(self, events: Path, stage: str, *run_args: str) -> None:
         self.events = events
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kit", *argv],
+        self.process = kit_popen(
+            "run",
+            *("--events", "json", "--events-file", str(events), "--pause-after", stage),
+            *run_args,
             stdin=subprocess.PIPE,  # never written: the pause waits
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -73,6 +75,13 @@ class Stopped:
         else:
             self.process.kill()
         self.process.wait()
+
+
+def stop_busybox_run(rootfs: Path, tmp_path: Path, stage: str) -> Stopped:
+    """``kit run --memory 32m --rootfs ROOTFS sleep 1000`` stopped after STAGE (the memory
+    limit makes the run create a cgroup)."""
+    events = tmp_path / "events.jsonl"
+    return Stopped(events, stage, "--memory", "32m", "--rootfs", str(rootfs), "sleep", "1000")
 
 
 def host_mounts(scope: Path) -> set[tuple[str, str, str, str]]:
@@ -112,26 +121,7 @@ def test_kill_the_cli_at_each_stage_of_run(
     busybox_rootfs: Path, tmp_path: Path, stage: str
 ) -> None:
     before = host_mounts(SCOPE)
-    events = tmp_path / "events.jsonl"
-    stopped = Stopped(
-        [
-            "run",
-            "--events",
-            "json",
-            "--events-file",
-            str(events),
-            "--pause-after",
-            stage,
-            "--memory",
-            "32m",
-            "--rootfs",
-            str(busybox_rootfs),
-            "sleep",
-            "1000",
-        ],
-        events,
-        stage,
-    )
+    stopped = stop_busybox_run(busybox_rootfs, tmp_path, stage)
     stopped.kill(whole_group=False)
     # The init parent saw its caller vanish (end-of-file on the control pipe): it killed the
     # container and removed the cgroup itself. Only the record is left to correct.
@@ -144,26 +134,7 @@ def test_kill_the_whole_process_group_at_a_stage(
     busybox_rootfs: Path, tmp_path: Path, stage: str
 ) -> None:
     before = host_mounts(SCOPE)
-    events = tmp_path / "events.jsonl"
-    stopped = Stopped(
-        [
-            "run",
-            "--events",
-            "json",
-            "--events-file",
-            str(events),
-            "--pause-after",
-            stage,
-            "--memory",
-            "32m",
-            "--rootfs",
-            str(busybox_rootfs),
-            "sleep",
-            "1000",
-        ],
-        events,
-        stage,
-    )
+    stopped = stop_busybox_run(busybox_rootfs, tmp_path, stage)
     stopped.kill(whole_group=True)
     # Nobody was left to remove the cgroup (made in the cgroups stage): doctor finds it.
     report = check_host_recovers(before, stopped.container_pid)
@@ -177,25 +148,7 @@ def test_kill_during_an_image_run_leaves_a_layer_kit_rm_removes(
 ) -> None:
     image = busybox_image(kit_root, tmp_path)
     before = host_mounts(SCOPE)
-    events = tmp_path / "events.jsonl"
-    stopped = Stopped(
-        [
-            "run",
-            "--name",
-            "img",
-            "--events",
-            "json",
-            "--events-file",
-            str(events),
-            "--pause-after",
-            "rootfs",
-            image,
-            "sleep",
-            "1000",
-        ],
-        events,
-        "rootfs",
-    )
+    stopped = Stopped(tmp_path / "events.jsonl", "rootfs", "--name", "img", image, "sleep", "1000")
     stopped.kill(whole_group=True)
     wait_for(lambda: not alive(stopped.container_pid), what="the container to die")
     assert host_mounts(SCOPE) == before  # the overlay died with its namespace
@@ -219,18 +172,9 @@ def test_kill_oci_create_at_a_stage(busybox_rootfs: Path, tmp_path: Path) -> Non
     }
     (bundle / "config.json").write_text(json.dumps(config))
     before = host_mounts(SCOPE)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kit",
-            "create",
-            "--bundle",
-            str(bundle),
-            "--pause-after",
-            "pivot-root",
-            "oci1",
-        ],
+    process = kit_popen(
+        "create",
+        *("--bundle", str(bundle), "--pause-after", "pivot-root", "oci1"),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -254,8 +198,8 @@ def test_kill_oci_create_at_a_stage(busybox_rootfs: Path, tmp_path: Path) -> Non
 def test_kill_exec_takes_the_execd_process_down(busybox_rootfs: Path) -> None:
     kit("run", "-d", "--name", "web", "--rootfs", str(busybox_rootfs), "sleep", "1000")
     for whole_group in (False, True):
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kit", "exec", "web", "sh", "-c", "echo ready; exec sleep 999"],
+        process = kit_popen(
+            *("exec", "web", "sh", "-c", "echo ready; exec sleep 999"),
             stdout=subprocess.PIPE,
             text=True,
             start_new_session=True,
@@ -289,8 +233,8 @@ def test_kill_a_build_during_a_run_step(
         "FROM scratch\nADD root.tar /\nRUN echo started > /started; sleep 1000\n"
     )
     before = host_mounts(SCOPE)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kit", "build", "-t", "crash:1", str(context)],
+    process = kit_popen(
+        *("build", "-t", "crash:1", str(context)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
