@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import kit_command
-from unprivileged import NOBODY, Unprivileged, unprivileged_area
+from unprivileged import NOBODY, Unprivileged, unprivileged_area, with_subordinate_ids
 
 from kit.runtime.defaults import default_spec
 from kit.runtime.launcher import ContainerProcess
@@ -240,19 +240,7 @@ def test_rootless_with_the_hosts_network_binds_sys(nobody: Unprivileged) -> None
 def test_rootless_subordinate_ranges_through_newuidmap(nobody: Unprivileged) -> None:
     if userns.helper("newuidmap") is None or userns.helper("newgidmap") is None:
         pytest.skip("newuidmap/newgidmap (package uidmap) are not installed setuid")
-    subuid = nobody.base / "subuid"
-    subuid.write_text("nobody:300000:65536\n")
-    subuid.chmod(0o644)
-    prefix = (
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        f'mount --bind {subuid} /etc/subuid && mount --bind {subuid} /etc/subgid && exec "$@"',
-        "sh",
-    )
+    prefix = with_subordinate_ids(nobody.base / "subuid", "nobody:300000:65536")
     result = nobody.kit(
         "run",
         "--rm",

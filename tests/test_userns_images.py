@@ -28,7 +28,7 @@ import pytest
 from helpers import kit_command
 from lifecycle_helpers import wait_for
 from registry_fixture import Registry, start_registry
-from unprivileged import NOBODY, Unprivileged, unprivileged_area
+from unprivileged import NOBODY, Unprivileged, unprivileged_area, with_subordinate_ids
 
 from kit import mounts
 from kit.image.image import resolve
@@ -540,18 +540,7 @@ def test_root_userns_with_subordinate_ranges_keeps_image_owners(
     # With ranges for root in /etc/subuid (bound over the real file in a private mount
     # namespace), container uid N is host uid 100000+N, and the idmapped layers show the
     # image's uid-1000 file as uid 1000: root inside may write it like any root.
-    subuid = area.base / f"subuid-root-{tmp_path.name}"
-    subuid.write_text("root:100000:65536\n")
-    prefix = (
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        f'mount --bind {subuid} /etc/subuid && mount --bind {subuid} /etc/subgid && exec "$@"',
-        "sh",
-    )
+    prefix = with_subordinate_ids(area.base / f"subuid-root-{tmp_path.name}", "root:100000:65536")
     assert kit_command("import", str(umoci_image), "um:base").returncode == 0
     script = (
         "cat /proc/self/uid_map; stat -c %u /etc/userfile; echo more >> /etc/userfile && echo ok"
@@ -628,20 +617,8 @@ def test_rootless_rm_removes_files_of_subordinate_ids(
 ) -> None:
     if userns.helper("newuidmap") is None or userns.helper("newgidmap") is None:
         pytest.skip("newuidmap/newgidmap (package uidmap) are not installed setuid")
-    # Give nobody subordinate ranges in a private mount namespace (see tests/test_userns.py).
-    subuid = user.base / f"subuid-{user.home.name}"
-    subuid.write_text("nobody:300000:65536\n")
-    subuid.chmod(0o644)
-    prefix = (
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        f'mount --bind {subuid} /etc/subuid && mount --bind {subuid} /etc/subgid && exec "$@"',
-        "sh",
-    )
+    # Give nobody subordinate ranges (in a private mount namespace: the host keeps its files).
+    prefix = with_subordinate_ids(user.base / f"subuid-{user.home.name}", "nobody:300000:65536")
     rootless_import(user, umoci_image)
     script = "mkdir -p /data/sub && echo f > /data/sub/f && busybox chown -R 1000:1000 /data"
     made = user.kit("run", "--name", "sub", "um:base", "sh", "-c", script, prefix=prefix)

@@ -111,6 +111,24 @@ class Unprivileged:
         return subprocess.run(argv, check=False, cwd="/", **options)
 
 
+def with_subordinate_ids(ranges: Path, line: str) -> tuple[str, ...]:
+    """A command prefix that runs the rest with ``line`` (``NAME:FIRST:COUNT``) as the only
+    entry of /etc/subuid and /etc/subgid: ``ranges`` (written here) is bound over both files
+    in a private mount namespace, so the host's files are untouched."""
+    ranges.write_text(line + "\n")
+    ranges.chmod(0o644)  # newuidmap reads it as the user, not as root
+    return (
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        f'mount --bind {ranges} /etc/subuid && mount --bind {ranges} /etc/subgid && exec "$@"',
+        "sh",
+    )
+
+
 @contextmanager
 def unprivileged_area() -> Iterator[Unprivileged]:
     from kit.rootfs import build_rootfs
