@@ -15,11 +15,11 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from helpers import kit_command
 
 from kit import doctor, mounts
 from kit.doctor import Check, Host
@@ -288,13 +288,7 @@ def test_probe_events_are_re_emitted_on_the_tracer() -> None:
 
 
 def test_cli_json(kit_root: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "kit", "doctor", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = kit_command("doctor", "--json", timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["can_run_containers"] is True
@@ -308,13 +302,7 @@ def test_cli_json(kit_root: Path) -> None:
 
 
 def test_cli_plain_lines_and_trace(kit_root: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "kit", "doctor", "--trace"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = kit_command("doctor", "--trace", timeout=120)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line and not line.startswith(" ")]
     marks = [line.split()[0] for line in lines[: len(EXPECTED_CHECKS)]]
