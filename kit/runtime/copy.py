@@ -152,9 +152,12 @@ def _tar_out(parent_fd: int, name: str, skip: frozenset[str], base: str) -> Copy
     if stat.S_ISDIR(st.st_mode):
         fd = os.open(name or ".", _DIR, dir_fd=parent_fd)
         try:
-            inner = frozenset(p[len(base) + 1 :] for p in skip if p.startswith(base + "/"))
-            if not base:
-                inner = skip
+            # The skip set is relative to the root; make it relative to SOURCE.
+            inner = (
+                frozenset(p[len(base) + 1 :] for p in skip if p.startswith(base + "/"))
+                if base
+                else skip
+            )
             add_tree(tar, fd, skip=inner, prefix=label.rstrip("/") + "/" if name else "")
         finally:
             os.close(fd)
@@ -176,18 +179,10 @@ def _copy_out(
     if contents_only and not is_dir:
         raise KitError(f"{name}/. names the contents of a directory, but {name} is not one")
     dest_is_dir = os.path.isdir(dest) and not os.path.islink(dest)
-    if is_dir and (contents_only or not dest_is_dir):
-        target_parent, target_name = (
-            os.path.dirname(os.path.abspath(dest)),
-            os.path.basename(os.path.abspath(dest)),
-        )
-    elif dest_is_dir:
-        target_parent, target_name = dest, name or "root"
-    else:
-        target_parent, target_name = (
-            os.path.dirname(os.path.abspath(dest)),
-            os.path.basename(os.path.abspath(dest)),
-        )
+    if dest_is_dir and not contents_only:
+        target_parent, target_name = dest, name or "root"  # into the existing directory
+    else:  # as DEST itself (SRC/. always: its contents become DEST's)
+        target_parent, target_name = os.path.split(os.path.abspath(dest))
     try:
         host_parent = os.open(target_parent, _DIR)
     except OSError as error:
@@ -268,9 +263,7 @@ def copy_into(view: RootView, source: str, dest: str) -> CopyStats:
             skip=frozenset(),
             here="",
         )
-    except KitError:
-        raise
-    except OSError as error:
+    except OSError as error:  # KitError is no OSError: it passes through untouched
         raise _explain_write(error, dest) from None
     finally:
         os.close(host_fd)
