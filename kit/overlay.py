@@ -81,11 +81,6 @@ def is_opaque(path: str | os.PathLike[str], userxattr: bool | None = None) -> bo
     return False
 
 
-def make_whiteout(dir_fd: int, name: str) -> None:
-    """Create a whiteout for ``name`` in the directory ``dir_fd``."""
-    os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dir_fd)
-
-
 # --- mounting -------------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from kit.errors import KitError
 from kit.image.image import Image
-from kit.overlay import MAX_LAYERS
+from kit.overlay import MAX_LAYERS, is_whiteout
 from kit.removal import remove_tree
 from kit.runtime import state
 from kit.spec import OverlaySpec, Spec
@@ -233,7 +233,7 @@ def find_in_layers(lowers: list[str], path: str) -> Path | None:
                 st = os.lstat(step)
             except OSError:
                 break
-            if st.st_rdev == 0 and (st.st_mode & 0o170000) == 0o020000:
+            if is_whiteout(st):
                 return None  # whited out here: lower layers do not count
         else:
             if candidate.exists():
