@@ -21,27 +21,25 @@ The package, one concern per module:
 from __future__ import annotations
 
 from kit.doctor.check import MARKS, STATUSES, Check
-from kit.doctor.checks import (
-    can_run_containers,
-    check_busybox,
-    check_cgroups,
-    check_environment,
+from kit.doctor.checks import can_run_containers, evaluate, explain_blockers, run_checks
+from kit.doctor.checks.cgroups import check_cgroups
+from kit.doctor.checks.environment import check_environment
+from kit.doctor.checks.identity import (
+    check_privileges,
+    check_python,
+    check_subids,
+    check_user_namespaces,
+)
+from kit.doctor.checks.kernel import check_namespaces, check_overlay, check_propagation
+from kit.doctor.checks.security import (
+    AUDIT_ARCH,
+    SECCOMP_ACTIONS,
     check_landlock,
     check_lsms,
-    check_namespaces,
-    check_overlay,
-    check_privileges,
-    check_propagation,
-    check_python,
     check_seccomp,
-    check_subids,
-    check_tool,
-    check_user_namespaces,
-    evaluate,
-    explain_blockers,
-    run_checks,
+    landlock_abi,
 )
-from kit.doctor.checks.security import AUDIT_ARCH, SECCOMP_ACTIONS, landlock_abi
+from kit.doctor.checks.tools import check_busybox, check_tool
 from kit.doctor.context import Context
 from kit.doctor.distro import PACKAGES, Blocker, Host, userns_blockers
 from kit.doctor.parsing import (
@@ -53,13 +51,13 @@ from kit.doctor.parsing import (
     filesystem_of,
     parse_cgroup_layout,
     parse_os_release,
-    parse_subids,
     root_propagation,
     v2_cgroup_path,
     version_tuple,
 )
 from kit.doctor.probes import NAMESPACE_KINDS, REQUIRED_NAMESPACES, probe, run_probes
 from kit.doctor.requirements import Assessment, Facts, assess
+from kit.security.userns import parse_subids
 
 __all__ = [
     "AUDIT_ARCH",

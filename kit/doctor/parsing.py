@@ -1,5 +1,4 @@
-"""Pure parsing behind the checks: os-release, cgroup layouts, propagation, container hints,
-subordinate ids.
+"""Pure parsing behind the checks: os-release, cgroup layouts, propagation, container hints.
 
 Nothing here reads the machine: callers pass the text of the files, so every rule can be
 tested on sample texts from other distributions (an Ubuntu 24.04 os-release, a cgroup v2 mount
@@ -190,7 +189,7 @@ def filesystem_of(path: Path, mountinfo: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Containers, WSL, subordinate ids
+# Containers, WSL
 # ----------------------------------------------------------------------------------------------
 
 #: Words in /proc/1/cgroup that name a container engine's cgroups.
@@ -246,17 +245,3 @@ def container_hints(
         else:
             hints["wsl1"] = "/proc/version names Microsoft (WSL1: no real Linux kernel)"
     return hints
-
-
-def parse_subids(text: str, user: str, uid: int) -> list[tuple[int, int]]:
-    """Ranges ``(start, count)`` for a user in /etc/subuid or /etc/subgid text."""
-    ranges: list[tuple[int, int]] = []
-    for line in text.splitlines():
-        parts = line.strip().split(":")
-        if len(parts) != 3 or parts[0] not in (user, str(uid)):
-            continue
-        try:
-            ranges.append((int(parts[1]), int(parts[2])))
-        except ValueError:
-            continue
-    return ranges

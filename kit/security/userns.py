@@ -33,6 +33,7 @@ import itertools
 import os
 import pwd
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -95,19 +96,23 @@ def _read_or_empty(path: str) -> str:
         return ""
 
 
+def is_privileged(path: str) -> bool:
+    """Whether a program runs with more privilege than its caller: setuid, or file capabilities.
+
+    newuidmap/newgidmap need one of them to write maps for ranges the caller does not own.
+    """
+    try:
+        if os.stat(path).st_mode & stat.S_ISUID:
+            return True
+        return bool(os.getxattr(path, "security.capability"))
+    except OSError:
+        return False
+
+
 def helper(name: str) -> str | None:
     """Path of newuidmap/newgidmap if installed with the privilege it needs (setuid or caps)."""
     path = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
-    if path is None:
-        return None
-    try:
-        if os.stat(path).st_mode & 0o4000:
-            return path
-        if os.getxattr(path, "security.capability"):
-            return path
-    except OSError:
-        return None
-    return None
+    return path if path is not None and is_privileged(path) else None
 
 
 def _chain(first_container_id: int, ranges: list[tuple[int, int]]) -> list[IdMapping]:

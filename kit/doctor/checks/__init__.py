@@ -23,27 +23,7 @@ from kit.doctor.checks.security import check_landlock, check_lsms, check_seccomp
 from kit.doctor.checks.tools import TOOL_USES, check_busybox, check_tool
 from kit.doctor.context import Context
 
-__all__ = [
-    "can_run_containers",
-    "check_busybox",
-    "check_cgroups",
-    "check_environment",
-    "check_landlock",
-    "check_lsms",
-    "check_namespaces",
-    "check_overlay",
-    "check_privileges",
-    "check_propagation",
-    "check_python",
-    "check_seccomp",
-    "check_subids",
-    "check_tool",
-    "check_user_namespaces",
-    "checks",
-    "evaluate",
-    "explain_blockers",
-    "run_checks",
-]
+__all__ = ["can_run_containers", "checks", "evaluate", "explain_blockers", "run_checks"]
 
 
 def checks() -> list[tuple[str, Callable[[Context], Check]]]:

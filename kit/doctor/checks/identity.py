@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 import sys
 from typing import Any
 
 from kit.doctor.check import Check
 from kit.doctor.context import Context, confined
 from kit.doctor.distro import CONTAINER_FIX, userns_blockers
-from kit.doctor.parsing import parse_subids
 from kit.doctor.readers import read, which
+from kit.security.userns import is_privileged, parse_subids
 
 
 def check_python(ctx: Context) -> Check:
@@ -153,15 +152,6 @@ def check_user_namespaces(ctx: Context) -> Check:
     )
 
 
-def _has_setuid_or_caps(path: str) -> bool:
-    try:
-        if os.stat(path).st_mode & stat.S_ISUID:
-            return True
-        return bool(os.getxattr(path, "security.capability"))
-    except OSError:
-        return False
-
-
 def check_subids(ctx: Context) -> Check:
     """Subordinate id ranges (/etc/subuid, /etc/subgid) and newuidmap, for rootless ranges."""
     name = "subordinate ids"
@@ -175,7 +165,7 @@ def check_subids(ctx: Context) -> Check:
     subuid = parse_subids(read("/etc/subuid") or "", user, uid)
     subgid = parse_subids(read("/etc/subgid") or "", user, uid)
     tools = {tool: which(tool) for tool in ("newuidmap", "newgidmap")}
-    usable = {t: bool(p and _has_setuid_or_caps(p)) for t, p in tools.items()}
+    usable = {t: bool(p and is_privileged(p)) for t, p in tools.items()}
     data = {"user": user, "subuid": subuid, "subgid": subgid, "tools": tools, "usable": usable}
     found = []
     for tool, path in tools.items():
