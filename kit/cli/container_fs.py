@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+#: The commands this module registers (see kit.cli).
+COMMANDS = ("diff", "commit")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("diff", help="what a container changed in its filesystem")

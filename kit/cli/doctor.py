@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 
+#: The commands this module registers (see kit.cli).
+COMMANDS = ("doctor",)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``kit doctor`` to the command line."""

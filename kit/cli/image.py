@@ -18,6 +18,20 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+#: The commands this module registers (see kit.cli).
+COMMANDS = (
+    "build",
+    "images",
+    "rmi",
+    "history",
+    "tag",
+    "import",
+    "save",
+    "pull",
+    "layers",
+    "which",
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build", help="build an image from a Kitfile")
