@@ -20,6 +20,32 @@ def kit_popen(*args: str, **kwargs: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen([sys.executable, "-m", "kit", *args], **kwargs)
 
 
+#: The lines of /proc/PID/status that say who a process is and what it may do: the state a
+#: process joining a container (exec) or another runtime (runc) must end up with too.
+SECURITY_STATUS = (
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+    "Seccomp",
+)
+
+
+def status_fields(text: str, keys: tuple[str, ...] = SECURITY_STATUS) -> dict[str, str]:
+    """``KEY: value`` lines of a /proc/PID/status text whose KEY is one of ``keys``."""
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in keys:
+            fields[key] = value.strip()
+    return fields
+
+
 #: Runs ``python -m kit ARGS`` as uid/gid 65534 inside a user namespace whose limit of further
 #: user namespaces is 0 (the limit is per user namespace, so the host is untouched): a user
 #: with neither root nor rootless mode. The parent (root on the host) writes the id maps.

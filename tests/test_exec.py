@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import status_fields
 from lifecycle_helpers import find_record, kit, ns_ids, remove_all, wait_for
 
 pytestmark = pytest.mark.usefixtures("kit_root", "containers")
@@ -43,29 +44,6 @@ def start(rootfs: Path, name: str, *options: str, command: tuple[str, ...] = ())
         *(command or ("sleep", "1000")),
     )
     return find_record(Path(os.environ["KIT_ROOT"]), name)
-
-
-def status_lines(text: str, keys: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key in keys:
-            out[key] = value.strip()
-    return out
-
-
-SECURITY = (
-    "Uid",
-    "Gid",
-    "Groups",
-    "CapInh",
-    "CapPrm",
-    "CapEff",
-    "CapBnd",
-    "CapAmb",
-    "NoNewPrivs",
-    "Seccomp",
-)
 
 
 def test_exec_joins_every_namespace_of_the_container(busybox_rootfs: Path) -> None:
@@ -111,8 +89,8 @@ def test_exec_has_the_containers_security(busybox_rootfs: Path) -> None:
     )
     script = "cat /proc/self/status; echo ==; cat /proc/1/status"
     mine, theirs = kit("exec", "locked", "sh", "-c", script).stdout.split("==\n")
-    mine_fields = status_lines(mine, SECURITY)
-    assert mine_fields == status_lines(theirs, SECURITY)
+    mine_fields = status_fields(mine)
+    assert mine_fields == status_fields(theirs)
     assert mine_fields["Uid"].split()[0] == "1000"
     assert mine_fields["NoNewPrivs"] == "1" and mine_fields["Seccomp"] == "2"
     assert int(mine_fields["CapBnd"], 16) == 1 << 10  # CAP_NET_BIND_SERVICE only
@@ -197,7 +175,7 @@ def test_the_joiner_is_non_dumpable_and_outside_the_pid_namespace(busybox_rootfs
         # entry of the container names it, so /proc/<pid>/exe cannot lead to it.
         assert ns_ids(joiner)["pid"] == ns_ids("self")["pid"] != ns_ids(data["pid"])["pid"]
         with open(f"/proc/{joiner}/status") as f:
-            assert len(status_lines(f.read(), ("NSpid",))["NSpid"].split()) == 1
+            assert len(status_fields(f.read(), ("NSpid",))["NSpid"].split()) == 1
         # What the container can see of the exec'd process is its own program.
         assert os.readlink(f"/proc/{program}/exe").endswith("busybox")
     finally:
@@ -330,7 +308,7 @@ def test_detached_exec_returns_and_the_program_keeps_running(
     pid = int(pid_file.read_text())
     time.sleep(0.2)
     with open(f"/proc/{pid}/status") as f:
-        nspid = status_lines(f.read(), ("NSpid",))["NSpid"].split()
+        nspid = status_fields(f.read(), ("NSpid",))["NSpid"].split()
     assert nspid[0] == str(pid) and int(nspid[-1]) > 1
     assert ns_ids(pid)["pid"] == ns_ids(data["pid"])["pid"]
 
@@ -395,4 +373,4 @@ def test_exec_into_a_container_without_proc(host_rootfs: Path) -> None:
     mine = kit("exec", "noproc", "cat", "/proc/self/status").stdout
     theirs = kit("exec", "noproc", "cat", "/proc/1/status").stdout
     keys = ("CapEff", "CapBnd", "Seccomp")
-    assert status_lines(mine, keys) == status_lines(theirs, keys)
+    assert status_fields(mine, keys) == status_fields(theirs, keys)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import SECURITY_STATUS, status_fields
 from lifecycle_helpers import alive, kit, ns_ids, remove_all, wait_for
 
 pytestmark = pytest.mark.usefixtures("kit_root", "containers")
@@ -375,7 +376,7 @@ def test_systemd_cgroup_paths_are_refused(busybox_rootfs: Path, tmp_path: Path) 
 # --- the same bundle under runc and kit -------------------------------------------------------
 
 REPORT = (
-    "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "
+    f"grep -E '^({'|'.join(SECURITY_STATUS)}):' "
     "/proc/self/status; cat /proc/self/mountinfo; hostname; id"
 )
 
@@ -404,23 +405,8 @@ def mount_options(mountinfo: str) -> dict[str, tuple[str, str]]:
 
 
 def split_report(text: str) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
-    status = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":\t")
-        if sep and key in (
-            "Uid",
-            "Gid",
-            "Groups",
-            "CapInh",
-            "CapPrm",
-            "CapEff",
-            "CapBnd",
-            "CapAmb",
-            "NoNewPrivs",
-            "Seccomp",
-        ):
-            status[key] = value.strip()
-    return status, mount_options(text), text.splitlines()[-2:]
+    """The report's security status fields, kernel filesystem mounts, hostname and id lines."""
+    return status_fields(text), mount_options(text), text.splitlines()[-2:]
 
 
 def test_runc_and_kit_give_the_same_security_state(busybox_rootfs: Path, tmp_path: Path) -> None:
