@@ -1,15 +1,15 @@
 """Rich renderables of engine data, written once and used by the CLI, the lessons and the TUI.
 
 Each function takes plain engine data (mount tables, diffs, namespace ids, events) and returns
-a Rich renderable. Plain-text output (projectors, tests, ``--plain``) comes from the same
-renderables rendered without colour (see :func:`to_text`).
+a Rich renderable. Plain text (the plain lesson runner, golden tests) comes from the data's
+own lines (:meth:`kit.mounts.MountDiff.lines`, :meth:`kit.mounts.Mount.describe`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rich.console import Console, Group, RenderableType
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -128,27 +128,8 @@ def event_line(event: Event) -> Text:
         return Text(line, style="red" if event.failed else "")
     if event.kind == "stage":
         return Text(line, style="bold cyan")
-    if event.kind in ("error",):
+    if event.kind == "error":
         return Text(line, style="bold red")
     if event.kind == "exit":
         return Text(line, style="bold")
     return Text(line, style="dim")
-
-
-def trace_log(events: Iterable[Event]) -> Group:
-    return Group(*(event_line(e) for e in events))
-
-
-def to_text(renderable: RenderableType, *, width: int = 100) -> str:
-    """Render without colour, for plain output and golden tests."""
-    console = Console(width=width, no_color=True, color_system=None, record=True, file=_NullFile())
-    console.print(renderable)
-    return console.export_text()
-
-
-class _NullFile:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass

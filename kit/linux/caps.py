@@ -192,11 +192,6 @@ def bounding_has(cap: int) -> bool:
     return bool(check(libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)))
 
 
-def bounding_mask(last: int) -> int:
-    """The bounding set as a mask, for capabilities 0..last."""
-    return mask_of([cap for cap in range(last + 1) if bounding_has(cap)])
-
-
 def bounding_drop(cap: int) -> None:
     """Remove ``cap`` from the bounding set, for good (needs CAP_SETPCAP in effective)."""
     _prctl(["PR_CAPBSET_DROP", cap_name(cap)], PR_CAPBSET_DROP, cap)

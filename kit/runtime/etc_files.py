@@ -22,8 +22,6 @@ from pathlib import Path
 
 from kit.spec import Mount, Spec
 
-ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
-
 #: What Docker writes into a container's /etc/hosts.
 DEFAULT_HOSTS = """\
 127.0.0.1\tlocalhost

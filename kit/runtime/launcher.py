@@ -73,15 +73,6 @@ class Pause:
     namespaces: dict[str, int]
     host_namespaces: dict[str, int]
 
-    def namespace_lines(self) -> list[str]:
-        """``mnt  4026531841 -> 4026532301  (new)`` for each namespace."""
-        out = []
-        for name, inside in self.namespaces.items():
-            outside = self.host_namespaces.get(name)
-            state = "shared with host" if inside == outside else "new"
-            out.append(f"{name:<7} host {outside}  container {inside}  ({state})")
-        return out
-
 
 EventCallback = Callable[[Event], None]
 #: Receives the container's output as it comes: ("stdout" | "stderr", bytes).
@@ -140,10 +131,9 @@ class ContainerProcess:
         self.console_socket = console_socket
         #: OCI create: the container waits at this FIFO before execve (see kit.runtime.gate).
         self.exec_fifo = exec_fifo
-        #: True once nothing in the container reads the resume pipe any more: the program
-        #: replaced the init (execve closed the pipe, which is close-on-exec) or the
-        #: container process ended. A "started" event says so.
-        self.program_started = False
+        # Watch the resume pipe until nothing in the container reads it any more: the program
+        # replaced the init (execve closed the pipe, which is close-on-exec) or the container
+        # process ended. A "started" event says so.
         self._watch_resume = True
         self._resume_error = False
         self._stdin_open = True
@@ -368,7 +358,6 @@ class ContainerProcess:
             if self._resume_gone():
                 self._watch_resume = False
                 if self.host_pid is not None and self._error is None and self._result is None:
-                    self.program_started = True
                     self._publish(
                         Event("process", "started", message="the container's program runs")
                     )
@@ -551,11 +540,9 @@ class ContainerProcess:
         assert self.init_pid is not None
         if self._popen is not None:
             raw = self._popen.wait()
-            code = raw if raw >= 0 else 128 - raw
         else:
-            _, wait_status = os.waitpid(self.init_pid, 0)
-            raw = os.waitstatus_to_exitcode(wait_status)
-            code = raw if raw >= 0 else 128 - raw
+            raw = os.waitstatus_to_exitcode(os.waitpid(self.init_pid, 0)[1])
+        code = raw if raw >= 0 else 128 - raw  # killed by signal N: -N, shown as 128+N
         if raw < 0 and self._exit is None:
             self._remove_cgroups_of_a_killed_init()
         sig = None

@@ -245,11 +245,6 @@ def config_value(container_id: str, *keys: str) -> Any:
     return value
 
 
-def save_spec(container_id: str, spec: Spec) -> None:
-    with locked(container_id) as directory:
-        _write_atomic(directory / "config.json", spec.to_json(indent=2) + "\n")
-
-
 def list_states() -> list[ContainerState]:
     base = containers_dir()
     if not base.is_dir():
