@@ -50,7 +50,6 @@ from kit.image.documents import (
     Index,
     Manifest,
     canonical,
-    parse_json,
 )
 from kit.removal import remove_tree
 from kit.security.userns import host_root
@@ -151,6 +150,12 @@ class Store:
         os.chmod(temp, 0o644)
         os.replace(temp, self.blob_path(desc.digest))
         return desc
+
+    def remove_blobs(self, digests_added: list[str]) -> None:
+        """Remove blobs an aborted import or pull added (no tag refers to them yet)."""
+        for digest in digests_added:
+            with contextlib.suppress(OSError):
+                self.blob_path(digest).unlink()
 
     def read_blob(self, desc: Descriptor | str, *, what: str = "blob") -> bytes:
         """A blob's bytes, after checking they hash to its name (and size, when known)."""
@@ -300,10 +305,6 @@ class Store:
     def has_layer(self, chain_id: str) -> bool:
         return (self.layer_path(chain_id) / "link").is_file()
 
-    def link_name(self, chain_id: str) -> str:
-        """The layer's short name under ``layers/l/`` (made when the layer was added)."""
-        return (self.layer_path(chain_id) / "link").read_text().strip()
-
     @contextlib.contextmanager
     def new_layer(self, chain_id: str) -> Iterator[Path]:
         """Build an unpacked layer atomically: fill the yielded ``diff`` directory.
@@ -370,12 +371,6 @@ class Store:
                 raise
         return final
 
-    def remove_layer(self, chain_id: str) -> None:
-        final = self.layer_path(chain_id)
-        with contextlib.suppress(OSError):
-            os.unlink(self.links / self.link_name(chain_id))
-        remove_tree(final)
-
     # --- garbage collection ----------------------------------------------------------------
 
     def collect(self, in_use: set[str] | None = None) -> tuple[int, int]:
@@ -418,8 +413,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
         handle.write(data)
     os.chmod(temp, 0o644)
     os.replace(temp, path)
-
-
-def load_json_blob(store: Store, desc: Descriptor, *, what: str) -> dict[str, object]:
-    """A JSON blob from the store, verified and parsed."""
-    return parse_json(store.read_blob(desc, what=what), what=what)
