@@ -119,7 +119,7 @@ def import_archive(
             image.unpack(progress)
             images.append((image, names))
     except BaseException:
-        _forget(store, added)
+        store.remove_blobs(added)
         raise
     finally:
         archive.close()
@@ -129,13 +129,6 @@ def import_archive(
             store.tag(tag, image.desc)
         out.append(Image.load(store, image.desc))
     return out
-
-
-def _forget(store: Store, added: list[str]) -> None:
-    """Remove the blobs an aborted import added (nothing refers to them)."""
-    for digest in added:
-        with contextlib.suppress(OSError):
-            store.blob_path(digest).unlink()
 
 
 def _copy_blob(

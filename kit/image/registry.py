@@ -236,11 +236,9 @@ def pull(
         image = Image.load(store, manifest_desc)
         image.unpack(progress)
     except BaseException:
-        for blob in added:
-            with contextlib.suppress(OSError):
-                store.blob_path(blob).unlink()
+        store.remove_blobs(added)
         raise
-    store.tag(ref.name, Descriptor(kind, digest, len(data)))
+    store.tag(ref.name, manifest_desc)
     return Image.load(store, manifest_desc)
 
 
