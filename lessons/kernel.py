@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-from kit import mounts
 from kit.linux.namespaces import namespace_ids
 
 
@@ -48,10 +47,6 @@ def new_namespaces(pid: int) -> set[str]:
     return {name for name, ino in inside.items() if outside.get(name) != ino}
 
 
-def mount_table(pid: int | str = "self") -> list[mounts.Mount]:
-    return mounts.read(pid)
-
-
 def numeric_entries(directory: str | os.PathLike[str]) -> list[int]:
     """The PIDs a /proc lists (its numeric entries)."""
     try:
@@ -66,6 +61,17 @@ def read_text(path: str | os.PathLike[str], limit: int = 65536) -> str | None:
             return f.read(limit)
     except OSError:
         return None
+
+
+def status(pid: int | str | None) -> dict[str, str]:
+    """The fields of ``/proc/PID/status`` (``Uid``, ``CapEff``, ``Seccomp`` ...; PID may be
+    ``"self"``), as the host reads them; empty when there is no such process."""
+    text = read_text(f"/proc/{pid}/status") if pid else None
+    fields: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
 
 
 def command_name(pid: int) -> str | None:

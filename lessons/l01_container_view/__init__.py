@@ -25,10 +25,6 @@ PUZZLE_PROGRAM = ("tail", "-f", "/dev/null")
 ANSWER_FILE = "/tmp/pid1"
 
 
-def _box_pid(ctx: StepContext, name: str = BOX) -> int | None:
-    return ctx.pid(name)
-
-
 # --- 1. start ---------------------------------------------------------------------------------
 
 
@@ -56,7 +52,7 @@ def _parent(pid: int) -> int:
 
 
 def check_start(ctx: StepContext) -> Verdict:
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     if pid is None:
         return Verdict.no("no container of this lesson is running yet")
     new = kernel.new_namespaces(pid)
@@ -70,7 +66,7 @@ def check_start(ctx: StepContext) -> Verdict:
 
 
 def root(ctx: StepContext) -> None:
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     box = ctx.container(BOX)
     ctx.show(
         Tree.of(
@@ -97,7 +93,7 @@ def root(ctx: StepContext) -> None:
 
 def check_root(ctx: StepContext) -> Verdict:
     box = ctx.find(BOX)
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     if pid is None or box is None:
         return Verdict.no("no container of this lesson is running")
     rootfs = box.spec.root.path  # type: ignore[union-attr]
@@ -117,7 +113,7 @@ def hostname(ctx: StepContext) -> None:
 
 
 def check_hostname(ctx: StepContext) -> Verdict:
-    if _box_pid(ctx) is None:
+    if ctx.pid(BOX) is None:
         return Verdict.no("no container of this lesson is running")
     inside = ctx.output_of(BOX, "hostname").strip()
     if inside != HOSTNAME:
@@ -131,7 +127,7 @@ def check_hostname(ctx: StepContext) -> Verdict:
 
 
 def processes(ctx: StepContext) -> None:
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     ps = ctx.output_of(BOX, "ps -o pid,comm,args")
     inside = kernel.numeric_entries(f"/proc/{pid}/root/proc")
     host = kernel.numeric_entries("/proc")
@@ -149,7 +145,7 @@ def processes(ctx: StepContext) -> None:
 
 
 def check_processes(ctx: StepContext) -> Verdict:
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     if pid is None:
         return Verdict.no("no container of this lesson is running")
     inside = kernel.numeric_entries(f"/proc/{pid}/root/proc")
@@ -169,7 +165,7 @@ def check_processes(ctx: StepContext) -> Verdict:
 
 
 def mount_tables(ctx: StepContext) -> None:
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     assert pid is not None
     inside = mounts.read(pid)
     host = mounts.read()
@@ -181,7 +177,7 @@ def mount_tables(ctx: StepContext) -> None:
 
 def check_mounts(ctx: StepContext) -> Verdict:
     box = ctx.find(BOX)
-    pid = _box_pid(ctx)
+    pid = ctx.pid(BOX)
     if pid is None or box is None:
         return Verdict.no("no container of this lesson is running")
     table = mounts.read(pid)

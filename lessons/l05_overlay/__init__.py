@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from kit import mounts, overlay
+from lessons import kernel
 from lessons.context import StepContext
 from lessons.model import Challenge, Lesson, Question, Step, Verdict
 from lessons.observe import Facts, MountList, Output, Tree
@@ -43,17 +44,6 @@ def _merged(ctx: StepContext, pid: int) -> Path:
     return Path(f"/proc/{pid}/root{_dirs(ctx)['merged']}")
 
 
-def _alive(ctx: StepContext) -> int | None:
-    return ctx.pid(OVERLAY)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:
-        return None
-
-
 # --- 1. lower, upper, work, merged -------------------------------------------------------------
 
 
@@ -74,7 +64,7 @@ def stack(ctx: StepContext) -> None:
         work=str(dirs["work"]),
         merged=str(dirs["merged"]),
     )
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     assert pid is not None
     ctx.show(
         MountList(
@@ -85,12 +75,12 @@ def stack(ctx: StepContext) -> None:
     for name in ("lower1", "lower2", "upper"):
         ctx.show(Tree.of(f"{name}/ (a plain directory)", dirs[name], depth=3, name=f"{name}/"))
     ctx.show(Tree.of("merged/ (the overlay)", _merged(ctx, pid), depth=3, name="merged/"))
-    ctx.show(Output("merged/etc/motd", _read(_merged(ctx, pid) / "etc" / "motd") or ""))
+    ctx.show(Output("merged/etc/motd", kernel.read_text(_merged(ctx, pid) / "etc" / "motd") or ""))
     ctx.say(f"mounted with {result['method']}; the host's mount table did not change")
 
 
 def check_stack(ctx: StepContext) -> Verdict:
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     if pid is None:
         return Verdict.no("no process holds an overlay: run the step")
     merged = str(_dirs(ctx)["merged"])
@@ -100,9 +90,9 @@ def check_stack(ctx: StepContext) -> Verdict:
     if mounts.find(mounts.read(), merged) is not None:
         return Verdict.no("the overlay leaked into the host's mount table")
     view = _merged(ctx, pid)
-    if _read(view / "etc" / "motd") != FILES["lower2"]["etc/motd"]:
+    if kernel.read_text(view / "etc" / "motd") != FILES["lower2"]["etc/motd"]:
         return Verdict.no("merged/etc/motd is not the top layer's (lower2) version")
-    if _read(view / "etc" / "os-release") is None:
+    if kernel.read_text(view / "etc" / "os-release") is None:
         return Verdict.no("merged/ lacks lower1's etc/os-release: the layers are not merged")
     return Verdict.ok("merged/ shows both lower layers, lower2's motd on top of lower1's")
 
@@ -119,8 +109,8 @@ def copy_up(ctx: StepContext) -> None:
         Facts(
             "etc/os-release in each directory",
             [
-                ("lower1", repr(_read(dirs["lower1"] / "etc" / "os-release"))),
-                ("upper", repr(_read(dirs["upper"] / "etc" / "os-release"))),
+                ("lower1", repr(kernel.read_text(dirs["lower1"] / "etc" / "os-release"))),
+                ("upper", repr(kernel.read_text(dirs["upper"] / "etc" / "os-release"))),
             ],
         )
     )
@@ -128,10 +118,10 @@ def copy_up(ctx: StepContext) -> None:
 
 def check_copy_up(ctx: StepContext) -> Verdict:
     dirs = _dirs(ctx)
-    upper = _read(dirs["upper"] / "etc" / "os-release")
+    upper = kernel.read_text(dirs["upper"] / "etc" / "os-release")
     if upper is None or "VARIANT=kit" not in upper:
         return Verdict.no("upper/etc/os-release does not hold the change yet")
-    if "VARIANT" in (_read(dirs["lower1"] / "etc" / "os-release") or ""):
+    if "VARIANT" in (kernel.read_text(dirs["lower1"] / "etc" / "os-release") or ""):
         return Verdict.no("the lower layer itself was changed")
     return Verdict.ok(
         "the whole file was copied up into upper/ and changed there; lower1 is intact"
@@ -159,7 +149,7 @@ def check_whiteout(ctx: StepContext) -> Verdict:
         return Verdict.no("upper/etc/motd is not a character device 0/0")
     if not (dirs["lower1"] / "etc" / "motd").exists():
         return Verdict.no("lower1/etc/motd is gone: the lower layer was changed")
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     if pid is not None and os.path.lexists(_merged(ctx, pid) / "etc" / "motd"):
         return Verdict.no("merged/etc/motd is still visible")
     return Verdict.ok("upper/etc/motd is a whiteout (char 0/0); both lower copies are intact")
@@ -174,7 +164,7 @@ def opaque(ctx: StepContext) -> None:
     value = os.getxattr(dirs["upper"] / "app", overlay.opaque_xattr())
     ctx.show(Tree.of("upper/app", dirs["upper"] / "app", depth=2, name="upper/app/"))
     ctx.show(Facts("extended attributes of upper/app", [(overlay.opaque_xattr(), value.decode())]))
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     assert pid is not None
     ctx.show(Tree.of("merged/app", _merged(ctx, pid) / "app", depth=2, name="merged/app/"))
 
@@ -186,7 +176,7 @@ def check_opaque(ctx: StepContext) -> Verdict:
         return Verdict.no("upper/app is not marked opaque")
     if not (dirs["lower1"] / "app" / "cache" / "data").exists():
         return Verdict.no("lower1/app was changed")
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     if pid is None:
         return Verdict.no("the overlay is no longer mounted")
     seen = sorted(os.listdir(_merged(ctx, pid) / "app"))
@@ -199,18 +189,20 @@ def check_opaque(ctx: StepContext) -> Verdict:
 
 
 def hide(ctx: StepContext) -> None:
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     if pid is None:
         stack(ctx)
-        pid = _alive(ctx)
+        pid = ctx.pid(OVERLAY)
     assert pid is not None
-    ctx.show(Output("merged/etc/issue", _read(_merged(ctx, pid) / "etc" / "issue") or ""))
+    ctx.show(
+        Output("merged/etc/issue", kernel.read_text(_merged(ctx, pid) / "etc" / "issue") or "")
+    )
     ctx.say("open a shell (s): it starts in merged/. Make etc/issue vanish from the merged view")
 
 
 def check_hide(ctx: StepContext) -> Verdict:
     dirs = _dirs(ctx)
-    pid = _alive(ctx)
+    pid = ctx.pid(OVERLAY)
     if pid is None:
         return Verdict.no("the overlay is not mounted: run the step")
     if os.path.lexists(_merged(ctx, pid) / "etc" / "issue"):

@@ -42,16 +42,6 @@ EXTRA = "CAP_NET_ADMIN"
 DOCKER_14 = sorted(DEFAULT_CAPABILITIES, key=CAP_NUMBERS.__getitem__)
 
 
-def _status(pid: int | str | None) -> dict[str, str]:
-    """The fields of /proc/PID/status (PID may be "self"), as the host reads them."""
-    fields: dict[str, str] = {}
-    text = kernel.read_text(f"/proc/{pid}/status") if pid else None
-    for line in (text or "").splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
-
-
 def _caps(fields: dict[str, str], key: str) -> list[str]:
     mask = int(fields.get(key, "0"), 16)
     return render_mask(mask).split("|") if mask else []
@@ -85,8 +75,8 @@ def _helper(ctx: StepContext) -> str:
 
 def capabilities(ctx: StepContext) -> None:
     box = ctx.start(CAPS, ctx.spec(["sleep", "infinity"], hostname="caps"))
-    inside = _status(box.host_pid)
-    ours = _status("self")
+    inside = kernel.status(box.host_pid)
+    ours = kernel.status("self")
     ctx.show(
         Facts(
             "capability sets of the container's PID 1 (/proc/PID/status, decoded)",
@@ -107,7 +97,7 @@ def check_capabilities(ctx: StepContext) -> Verdict:
     pid = ctx.pid(CAPS)
     if pid is None:
         return Verdict.no("the container is not running: run the step")
-    fields = _status(pid)
+    fields = kernel.status(pid)
     bounding = _caps(fields, "CapBnd")
     if bounding != DOCKER_14:
         return Verdict.no(f"its bounding set is {_short(bounding)}, not Docker's 14")
@@ -125,7 +115,7 @@ def no_new_privs(ctx: StepContext) -> None:
     spec.process.user.uid = spec.process.user.gid = 1000
     spec.mounts.append(Mount("/kit-suid", "bind", helper, ["rbind", "ro"]))
     box = ctx.start(NNP, spec)
-    fields = _status(box.host_pid)
+    fields = kernel.status(box.host_pid)
     ctx.show(
         Facts(
             "the kept container's PID 1",
@@ -144,7 +134,7 @@ def check_no_new_privs(ctx: StepContext) -> Verdict:
     pid = ctx.pid(NNP)
     if pid is None:
         return Verdict.no("the container is not running: run the step")
-    fields = _status(pid)
+    fields = kernel.status(pid)
     if fields.get("NoNewPrivs") != "1":
         return Verdict.no("its PID 1 runs without no_new_privs")
     if fields.get("Uid", "").split()[:1] != ["1000"]:
@@ -167,7 +157,7 @@ def seccomp(ctx: StepContext) -> None:
         )
     )
     box = ctx.start(FILTERED, ctx.spec(["sleep", "infinity"], hostname="filtered"))
-    fields = _status(box.host_pid)
+    fields = kernel.status(box.host_pid)
     ctx.show(
         Facts(
             "the kept container's PID 1",
@@ -184,7 +174,7 @@ def check_seccomp(ctx: StepContext) -> Verdict:
     pid = ctx.pid(FILTERED)
     if pid is None:
         return Verdict.no("the container is not running: run the step")
-    fields = _status(pid)
+    fields = kernel.status(pid)
     if fields.get("Seccomp") != "2":
         return Verdict.no(f"its seccomp mode is {fields.get('Seccomp')}, not 2 (filter)")
     return Verdict.ok(f"PID {pid} runs under {fields.get('Seccomp_filters')} seccomp filter(s)")
@@ -207,7 +197,7 @@ def matrix(ctx: StepContext) -> None:
     ctx.start(SANDBOX, ctx.spec(["sleep", "infinity"], hostname="sandbox"))
     loose = ctx.spec(["sleep", "infinity"], hostname="loose")
     # Everything kit itself holds (--cap-add ALL), and every other control off.
-    loose.process.capabilities = container_capabilities(_caps(_status("self"), "CapBnd"))
+    loose.process.capabilities = container_capabilities(_caps(kernel.status("self"), "CapBnd"))
     loose.process.no_new_privileges = False
     loose.linux.seccomp = None
     loose.linux.masked_paths = []
@@ -217,7 +207,7 @@ def matrix(ctx: StepContext) -> None:
     ctx.show(
         Facts(
             "two kept containers: everything on, everything off",
-            [(name, _summary(_status(ctx.pid(name)))) for name in (SANDBOX, LOOSE)],
+            [(name, _summary(kernel.status(ctx.pid(name)))) for name in (SANDBOX, LOOSE)],
         )
     )
 
@@ -230,7 +220,7 @@ def _summary(fields: dict[str, str]) -> str:
 
 
 def check_matrix(ctx: StepContext) -> Verdict:
-    sandbox, loose = _status(ctx.pid(SANDBOX)), _status(ctx.pid(LOOSE))
+    sandbox, loose = kernel.status(ctx.pid(SANDBOX)), kernel.status(ctx.pid(LOOSE))
     if not sandbox or not loose:
         return Verdict.no("the two containers of the matrix are not running: run the step")
     if (sandbox.get("Seccomp"), sandbox.get("NoNewPrivs")) != ("2", "1"):
@@ -264,7 +254,7 @@ def check_extra_capability(ctx: StepContext) -> Verdict:
     answer = kernel.read_text(f"/proc/{pid}/root{ANSWER}")
     if answer is None:
         return Verdict.no(f"there is no {ANSWER} in the container yet")
-    extra = [c for c in _caps(_status(pid), "CapEff") if c not in DEFAULT_CAPABILITIES]
+    extra = [c for c in _caps(kernel.status(pid), "CapEff") if c not in DEFAULT_CAPABILITIES]
     given = answer.strip().upper()
     if not given.startswith("CAP_"):
         given = "CAP_" + given

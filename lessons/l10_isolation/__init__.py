@@ -61,21 +61,11 @@ def _spec(ctx: StepContext, args: list[str], *, hostname: str, user_ns: bool = F
 
 def _status_ids(pid: int) -> tuple[int, int] | None:
     """The effective uid and gid of a process, as the host sees them."""
-    text = kernel.read_text(f"/proc/{pid}/status") or ""
-    uid = gid = None
-    for line in text.splitlines():
-        if line.startswith("Uid:"):
-            uid = int(line.split()[2])
-        elif line.startswith("Gid:"):
-            gid = int(line.split()[2])
-    return (uid, gid) if uid is not None and gid is not None else None
-
-
-def _status_field(pid: int, name: str) -> str | None:
-    for line in (kernel.read_text(f"/proc/{pid}/status") or "").splitlines():
-        if line.startswith(name + ":"):
-            return line.split(":", 1)[1].strip()
-    return None
+    fields = kernel.status(pid)
+    if "Uid" not in fields or "Gid" not in fields:
+        return None
+    # Uid: and Gid: list the real, effective, saved and filesystem ids, in that order.
+    return int(fields["Uid"].split()[1]), int(fields["Gid"].split()[1])
 
 
 def _root_maps_to(pid: int) -> int | None:
@@ -85,10 +75,6 @@ def _root_maps_to(pid: int) -> int | None:
         if inside == 0 and count >= 1:
             return outside
     return None
-
-
-def _alive(ctx: StepContext, name: str) -> int | None:
-    return ctx.pid(name)
 
 
 # --- 1. root inside, somebody else outside -----------------------------------------------------
@@ -115,7 +101,7 @@ def user_namespace(ctx: StepContext) -> None:
 
 
 def check_user_namespace(ctx: StepContext) -> Verdict:
-    pid = _alive(ctx, GUEST)
+    pid = ctx.pid(GUEST)
     if pid is None:
         return Verdict.no("no container with a user namespace is running: run the step")
     if "user" not in kernel.new_namespaces(pid):
@@ -222,14 +208,14 @@ def landlock(ctx: StepContext) -> None:
             break
         time.sleep(0.02)
     ctx.show(Output("`cat /etc/hostname` under Landlock", attempt))
-    no_new_privs = str(_status_field(pid, "NoNewPrivs"))
+    no_new_privs = str(kernel.status(pid).get("NoNewPrivs"))
     ctx.show(Facts("the process, from the host", [("NoNewPrivs", no_new_privs)]))
     control = ctx.run(_spec(ctx, ["sh", "-c", "cat /etc/hostname"], hostname="free"))
     ctx.show(Output("the same read without Landlock (the control)", control.stdout.decode()))
 
 
 def check_landlock(ctx: StepContext) -> Verdict:
-    pid = _alive(ctx, LOCKED)
+    pid = ctx.pid(LOCKED)
     if pid is None:
         return Verdict.no("no Landlock-restricted container is running: run the step")
     attempt = kernel.read_text(f"/proc/{pid}/root{ATTEMPT_FILE}") or ""
@@ -237,7 +223,7 @@ def check_landlock(ctx: StepContext) -> Verdict:
         return Verdict.no("the restricted program has not tried to read /etc/hostname yet")
     if "Permission denied" not in attempt or "status 0" in attempt:
         return Verdict.no("the restricted program could read /etc/hostname")
-    if _status_field(pid, "NoNewPrivs") != "1":
+    if kernel.status(pid).get("NoNewPrivs") != "1":
         return Verdict.no("the restricted program runs without no_new_privs")
     return Verdict.ok("Landlock denied the read of /etc/hostname (no rule allows /etc)")
 
@@ -308,7 +294,7 @@ def _memory_limit(pid: int) -> str | None:
 
 
 def check_memory(ctx: StepContext) -> Verdict:
-    pid = _alive(ctx, LIMITED)
+    pid = ctx.pid(LIMITED)
     if pid is None:
         return Verdict.no("no container with a memory limit is running: run the step")
     directory = layout.directory_of(pid, "memory")
@@ -357,7 +343,7 @@ def _refused_forks(pid: int) -> int:
 
 
 def check_pids(ctx: StepContext) -> Verdict:
-    pid = _alive(ctx, BOMB)
+    pid = ctx.pid(BOMB)
     if pid is None:
         return Verdict.no("no container with a process limit is running: run the step")
     limit = _cgroup_file(pid, "pids", "pids.max", "pids.max")
@@ -381,7 +367,7 @@ def who_is_root(ctx: StepContext) -> None:
 
 
 def check_who_is_root(ctx: StepContext) -> Verdict:
-    pid = _alive(ctx, QUIZ)
+    pid = ctx.pid(QUIZ)
     if pid is None:
         return Verdict.no("the challenge's container is not running: run the step first")
     answer = kernel.read_text(f"/proc/{pid}/root{ANSWER_FILE}")

@@ -35,15 +35,6 @@ NS = ("mnt", "pid", "net", "uts", "ipc", "cgroup")
 SECURITY = ("CapEff", "CapBnd", "NoNewPrivs", "Seccomp")
 
 
-def _status(pid: int) -> dict[str, str]:
-    text = kernel.read_text(f"/proc/{pid}/status") or ""
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        out[key] = value.strip()
-    return out
-
-
 def _box(ctx: StepContext) -> int:
     """The container, started from the lesson's image if it is not running."""
     pid = ctx.pid(BOX)
@@ -94,13 +85,14 @@ def execute(ctx: StepContext) -> None:
     ctx.show(Output("the joiner's system calls (kit exec --trace)", "\n".join(calls[:12])))
     execd = _execd(pid)
     if execd is not None:
-        inside = _status(execd).get("NSpid", "").split()
+        theirs, mine = kernel.status(pid), kernel.status(execd)
+        inside = mine.get("NSpid", "").split()
         rows = [("PID on the host / inside", f"{execd} / {inside[-1] if inside else '?'}")]
         for name in NS:
             same = kernel.namespaces_of(execd).get(name) == kernel.namespaces_of(pid).get(name)
             rows.append((f"{name} namespace", "the container's" if same else "different!"))
         for field in SECURITY:
-            rows.append((field, f"{_status(execd).get(field)} (PID 1: {_status(pid).get(field)})"))
+            rows.append((field, f"{mine.get(field)} (PID 1: {theirs.get(field)})"))
         ctx.show(Facts(f"the exec'd `{' '.join(EXECD)}` against the container's PID 1", rows))
 
 
@@ -115,7 +107,7 @@ def check_execute(ctx: StepContext) -> Verdict:
     different = [n for n in NS if theirs.get(n) != mine.get(n)]
     if different:
         return Verdict.no(f"the exec'd process is outside the container's {', '.join(different)}")
-    unlike = [f for f in SECURITY if _status(pid).get(f) != _status(execd).get(f)]
+    unlike = [f for f in SECURITY if kernel.status(pid).get(f) != kernel.status(execd).get(f)]
     if unlike:
         return Verdict.no(f"the exec'd process differs from PID 1 in {', '.join(unlike)}")
     return Verdict.ok("same namespaces, capabilities, no_new_privs and seccomp mode as PID 1")
@@ -133,7 +125,7 @@ def enter(ctx: StepContext) -> None:
     for field in SECURITY:
         row = f"nsenter-like: {result['status'].get(field)}"
         if execd is not None:
-            row += f"   kit exec: {_status(execd).get(field)}"
+            row += f"   kit exec: {kernel.status(execd).get(field)}"
         rows.append((field, row))
     if entered is not None:
         same = [
@@ -174,11 +166,11 @@ def check_enter(ctx: StepContext) -> Verdict:
     theirs, mine = kernel.namespaces_of(pid), kernel.namespaces_of(entered)
     if any(theirs.get(n) != mine.get(n) for n in ("mnt", "net", "uts", "ipc")):
         return Verdict.no("the entered process is not in the container's namespaces")
-    if _status(entered).get("Seccomp") == _status(pid).get("Seccomp"):
+    if kernel.status(entered).get("Seccomp") == kernel.status(pid).get("Seccomp"):
         return Verdict.no("the entered process has the container's seccomp mode")
     return Verdict.ok(
-        f"in the container's namespaces, yet Seccomp {_status(entered).get('Seccomp')} "
-        f"(the container: {_status(pid).get('Seccomp')}) and the host's capabilities"
+        f"in the container's namespaces, yet Seccomp {kernel.status(entered).get('Seccomp')} "
+        f"(the container: {kernel.status(pid).get('Seccomp')}) and the host's capabilities"
     )
 
 
