@@ -109,10 +109,6 @@ def read(pid: int | str = "self") -> list[Mount]:
         return parse(f.read())
 
 
-def mount_points(pid: int | str = "self") -> set[str]:
-    return {m.mount_point for m in read(pid)}
-
-
 def find(table: list[Mount], mount_point: str) -> Mount | None:
     """The topmost mount at ``mount_point`` (later lines stack on earlier ones)."""
     found = None

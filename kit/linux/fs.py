@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import stat
 
 from kit.linux.flags import RESOLVE, S_IFBLK, S_IFCHR, render_open_flags
 from kit.linux.syscall import quote, raw_syscall, traced
@@ -98,10 +97,3 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
         ),
         context={"path": path},
     )
-
-
-def is_char_device(path: str) -> bool:
-    try:
-        return stat.S_ISCHR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from kit.linux.flags import CLONE, NAMESPACES
-from kit.linux.syscall import check, libc, quote, traced
+from kit.linux.syscall import check, libc, traced
 
 #: The /proc/PID/ns entries kit compares (time and user are shown when present).
 NS_FILES = ("mnt", "pid", "uts", "ipc", "net", "cgroup", "user", "time")
@@ -62,7 +62,3 @@ def clone_flags(types: list[str]) -> int:
     for kind in types:
         flags |= NAMESPACES[kind][0]
     return flags
-
-
-def describe_flags(flags: int) -> str:
-    return quote(CLONE.render(flags))
