@@ -304,14 +304,20 @@ class _RootReader:
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
 
-    def stat(self, path: str) -> os.stat_result | None:
-        """stat() inside the root (following links inside it), or None if missing."""
+    def _open(self, path: str) -> int | None:
+        """An O_PATH fd of ``path`` inside the root, or None if the lookup fails (any errno)."""
         try:
-            fd = open_in_root(self.fd, path, os.O_PATH)
+            return open_in_root(self.fd, path, os.O_PATH)
         except KitError as error:
             if error.errno is not None:
                 return None
             raise
+
+    def stat(self, path: str) -> os.stat_result | None:
+        """stat() inside the root (following links inside it), or None if missing."""
+        fd = self._open(path)
+        if fd is None:
+            return None
         try:
             return os.fstat(fd)
         finally:
@@ -319,12 +325,9 @@ class _RootReader:
 
     def read(self, path: str, limit: int = 64 << 20) -> tuple[os.stat_result, bytes | None] | None:
         """(stat, content) of a file inside the root; content None if not a regular file."""
-        try:
-            fd = open_in_root(self.fd, path, os.O_PATH)
-        except KitError as error:
-            if error.errno is not None:
-                return None
-            raise
+        fd = self._open(path)
+        if fd is None:
+            return None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
