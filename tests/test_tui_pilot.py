@@ -260,7 +260,10 @@ async def test_progress_survives_a_restart_and_the_kernel_is_replayed() -> None:
         await run_step(pilot)
         await pilot.press("n")
         await pilot.pause()
-    assert main  # the first app is gone, its sessions closed
+        workspace = str(app.sessions["mounts"].workspace)
+        assert [m for m in mounts.read() if kernel.under(m.mount_point, workspace)]
+    # The first app is gone and closed its sessions: step 1's mounts went with it.
+    assert not [m for m in mounts.read() if kernel.under(m.mount_point, workspace)]
     again = new_app()
     async with again.run_test(size=SIZE) as pilot:
         await pilot.pause()
