@@ -82,12 +82,6 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
 ALL = "ALL"
 
 
-def known_capabilities(last_cap: int | None = None) -> list[str]:
-    """Every capability kit knows, limited to what the running kernel knows when given."""
-    names = list(CAP_NAMES)
-    return names if last_cap is None else names[: last_cap + 1]
-
-
 def normalize(name: str, *, option: str = "capability") -> str:
     """``net_admin`` / ``NET_ADMIN`` / ``cap_net_admin`` -> ``CAP_NET_ADMIN``; ``all`` -> ALL."""
     text = name.strip().upper()
@@ -185,15 +179,3 @@ def container_capabilities(names: list[str]) -> Capabilities:
     return Capabilities(
         bounding=list(ordered), effective=list(ordered), permitted=list(ordered), inheritable=[]
     )
-
-
-def check_names(caps: Capabilities, *, where: str = "process.capabilities") -> None:
-    """Refuse unknown names in a spec's capability sets (from a bundle, say)."""
-    for set_name in ("bounding", "effective", "inheritable", "permitted", "ambient"):
-        for index, name in enumerate(getattr(caps, set_name)):
-            if name not in CAP_NUMBERS:
-                raise KitError(
-                    f"{where}.{set_name}[{index}]: unknown capability {name!r}",
-                    cause="valid capabilities are: " + ", ".join(CAP_NAMES),
-                    fix="use the full CAP_ name as in capabilities(7)",
-                )

@@ -28,7 +28,7 @@ import stat
 
 from kit.errors import KitError
 from kit.linux import landlock as ll
-from kit.spec import LandlockRule, Spec
+from kit.spec import LandlockRule
 
 #: The words of ``LandlockRule.access`` and the rights each allows.
 ACCESS_WORDS: dict[str, int] = {
@@ -84,17 +84,6 @@ def rights_of(rule: LandlockRule) -> int:
             )
         rights |= ACCESS_WORDS[word]
     return rights
-
-
-def check_rules(spec: Spec) -> None:
-    """Validate the rules' words before the container starts (the kernel checks the rest)."""
-    for rule in spec.kit.landlock or []:
-        rights_of(rule)
-        if not rule.path.startswith("/"):
-            raise KitError(
-                f"Landlock rule path {rule.path!r} is not absolute",
-                fix="give paths as the container sees them, starting with /",
-            )
 
 
 def unavailable(abi: int) -> KitError:
