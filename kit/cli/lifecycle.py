@@ -372,25 +372,24 @@ def _is_signal(text: str) -> bool:
 
 
 def _names_a_container_exactly(text: str) -> bool:
-    from kit.errors import KitError
-    from kit.runtime import state
-
-    try:
-        record = state.find(text)
-    except KitError:
-        return False
-    return text in (record.id, record.name)
+    record = _container_or_none(text)
+    return record is not None and text in (record.id, record.name)
 
 
 def _is_container(text: str) -> bool:
+    """Whether ``text`` finds a container (its id, a prefix of it, or its name)."""
+    return _container_or_none(text) is not None
+
+
+def _container_or_none(text: str) -> ContainerState | None:
+    """The container ``text`` finds, or None."""
     from kit.errors import KitError
     from kit.runtime import state
 
     try:
-        state.find(text)
+        return state.find(text)
     except KitError:
-        return False
-    return True
+        return None
 
 
 def rm_command(args: argparse.Namespace) -> int:
