@@ -328,15 +328,30 @@ def _setxattr_at(dir_fd: int, name: str, key: str, value: bytes) -> None:
 # --- the policy ----------------------------------------------------------------------------
 
 
+_SCHILY = "SCHILY.xattr."  # GNU tar and Go's archive/tar: the name as is, the raw value
+_LIBARCHIVE = "LIBARCHIVE.xattr."  # bsdtar: the name URL-encoded, the value base64
+
+
+def xattr_name(pax_key: str) -> str | None:
+    """The extended attribute a PAX header key records, or None for any other header."""
+    if pax_key.startswith(_SCHILY):
+        return pax_key[len(_SCHILY) :]
+    if pax_key.startswith(_LIBARCHIVE):
+        return urllib.parse.unquote(pax_key[len(_LIBARCHIVE) :])
+    return None
+
+
 def xattrs_of(member: tarfile.TarInfo) -> dict[str, bytes]:
     """Extended attributes recorded in a member's PAX headers (GNU tar / libarchive style)."""
     found: dict[str, bytes] = {}
     for key, value in member.pax_headers.items():
-        if key.startswith("SCHILY.xattr."):
+        name = xattr_name(key)
+        if name is None:
+            continue
+        if key.startswith(_SCHILY):
             # tarfile decoded the raw bytes with surrogateescape; this gives them back exactly.
-            found[key[len("SCHILY.xattr.") :]] = value.encode("utf-8", "surrogateescape")
-        elif key.startswith("LIBARCHIVE.xattr."):
-            name = urllib.parse.unquote(key[len("LIBARCHIVE.xattr.") :])
+            found[name] = value.encode("utf-8", "surrogateescape")
+        else:
             found[name] = base64.b64decode(value + "=" * (-len(value) % 4))
     return found
 

@@ -29,10 +29,10 @@ overlay upper directory and writes a tar in the image format, turning whiteouts 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import stat
 import tarfile
-import urllib.parse
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,17 +105,14 @@ class _LayerHook:
           root set ``security.capability`` or ``trusted.*``.
         """
         for key in list(member.pax_headers):
-            for prefix in ("SCHILY.xattr.", "LIBARCHIVE.xattr."):
-                if not key.startswith(prefix):
-                    continue
-                name = key[len(prefix) :]
-                if prefix == "LIBARCHIVE.xattr.":
-                    name = urllib.parse.unquote(name)  # its names are URL-encoded
-                if name.startswith(overlay.overlay_xattr_prefixes()) or not (
-                    self.privileged or name.startswith("user.")
-                ):
-                    del member.pax_headers[key]
-                    self.dropped_xattrs += 1
+            name = tarsafe.xattr_name(key)
+            if name is None:
+                continue
+            if name.startswith(overlay.overlay_xattr_prefixes()) or not (
+                self.privileged or name.startswith("user.")
+            ):
+                del member.pax_headers[key]
+                self.dropped_xattrs += 1
 
 
 @dataclass
@@ -146,20 +143,18 @@ def unpack(
     error the caller must discard ``dest`` (the store does: see ``Store.new_layer``).
     """
     media.check(desc.media_type, media.LAYERS, what=what)
-    outer = HashingReader(stream, name=what)
-    inner: BinaryIO
-    gz = None
+    outer = HashingReader(stream, name=what)  # the blob as stored: its digest
     if media.is_gzip(desc.media_type):
+        # The diff id is the digest of the tar itself, so hash again after gunzip.
         gz = gzip.GzipFile(fileobj=outer, mode="rb")  # type: ignore[arg-type]
         inner_reader = HashingReader(gz, name=what)  # type: ignore[arg-type]
     else:
         inner_reader = outer
-    inner = _EndMarker(inner_reader)  # type: ignore[assignment]
     privileged = host_root()  # root of the host: owners, devices and every xattr kept
     hook = _LayerHook(userxattr, what, privileged=privileged)
     try:
         report = tarsafe.extract(
-            inner,
+            _EndMarker(inner_reader),  # type: ignore[arg-type]
             dest,
             allow_devices=privileged,
             on_member=hook,
@@ -231,8 +226,6 @@ class _HashingWriter:
     """A write-only stream that hashes and counts, passing bytes on to ``out``."""
 
     def __init__(self, out: BinaryIO | None) -> None:
-        import hashlib
-
         self.out = out
         self.hash = hashlib.sha256()
         self.size = 0
