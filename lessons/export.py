@@ -33,6 +33,7 @@ from kit.doctor.readers import read
 from kit.trace import Event
 from lessons.catalog import find
 from lessons.model import Lesson, Step
+from lessons.plain import traced
 from lessons.session import Session
 from lessons.users import fresh_root
 
@@ -71,14 +72,9 @@ class LessonRecord:
         return sum(record.passed for record in self.steps)
 
 
-def _traced(event: Event) -> bool:
-    # What the plain runner prints: the kernel calls, errors and exits, and replays.
-    return event.kind in ("syscall", "error", "exit") or event.name == "replay"
-
-
 def _collector(lines: list[str]) -> Callable[[Event], None]:
     def collect(event: Event) -> None:
-        if _traced(event):
+        if traced(event):  # what the plain runner prints
             lines.append(event.format())
 
     return collect

@@ -81,5 +81,6 @@ def command_name(pid: int) -> str | None:
 
 
 def under(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory`` or below it (by name: ``/a/bc`` is not under ``/a/b``)."""
     directory = directory.rstrip("/")
     return path == directory or path.startswith(directory + "/")

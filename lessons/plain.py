@@ -29,6 +29,12 @@ from lessons.readiness import assess
 from lessons.session import Session
 
 
+def traced(event: Event) -> bool:
+    """Whether a plain trace shows ``event``: system calls, errors, exits and replays (not
+    stage, pause or info events). The handouts (:mod:`lessons.export`) show the same."""
+    return event.kind in ("syscall", "error", "exit") or event.name == "replay"
+
+
 class PlainRunner:
     """Runs lessons and writes them as text to ``out``."""
 
@@ -55,9 +61,7 @@ class PlainRunner:
         self.write(f"{char * 2} {title} " + char * max(0, self.width - len(title) - 4))
 
     def on_event(self, event: Event) -> None:
-        if not self.trace:
-            return
-        if event.kind in ("syscall", "error", "exit") or event.name == "replay":
+        if self.trace and traced(event):
             self.write("  | " + event.format())
 
     def run(self, lesson: Lesson) -> bool:

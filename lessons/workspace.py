@@ -25,6 +25,7 @@ from kit import mounts, paths
 from kit.errors import KitError
 from kit.linux.flags import MNT_DETACH
 from kit.linux.mount import umount2
+from lessons.kernel import under
 
 
 def user_name() -> str:
@@ -47,10 +48,6 @@ def workspace_for(lesson_id: str) -> Path:
     return lessons_root() / lesson_id
 
 
-def _inside(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
-
-
 def processes_inside(directory: Path) -> list[int]:
     """PIDs whose root or current directory is inside ``directory`` (not ours)."""
     found: list[int] = []
@@ -63,7 +60,7 @@ def processes_inside(directory: Path) -> list[int]:
                 where = os.readlink(f"/proc/{entry}/{link}")
             except OSError:
                 continue
-            if _inside(where, target):
+            if under(where, target):
                 found.append(int(entry))
                 break
     return found
@@ -72,7 +69,7 @@ def processes_inside(directory: Path) -> list[int]:
 def mounts_inside(directory: Path) -> list[mounts.Mount]:
     """Mounts of our (the host's) namespace at or below ``directory``, deepest first."""
     target = str(directory)
-    inside = [m for m in mounts.read() if _inside(m.mount_point, target)]
+    inside = [m for m in mounts.read() if under(m.mount_point, target)]
     return sorted(inside, key=lambda m: (-m.mount_point.count("/"), -m.mount_id))
 
 
