@@ -14,20 +14,22 @@ from kit.doctor.context import Context
 from kit.doctor.readers import read, read_int, status_field
 from kit.errors import KitError
 from kit.linux import process
+from kit.linux.landlock import CREATE_RULESET_VERSION
 from kit.linux.syscall import raw_syscall, traced
+from kit.security import bpf
 
 PR_GET_SECCOMP = 21  # not in kit.linux.flags yet
 
 #: seccomp actions worth knowing about, and their SECCOMP_RET_* values.
 SECCOMP_ACTIONS = {
-    "KILL_PROCESS": 0x80000000,
-    "KILL_THREAD": 0x00000000,
-    "TRAP": 0x00030000,
-    "ERRNO": 0x00050000,
-    "USER_NOTIF": 0x7FC00000,
-    "TRACE": 0x7FF00000,
-    "LOG": 0x7FFC0000,
-    "ALLOW": 0x7FFF0000,
+    "KILL_PROCESS": bpf.SECCOMP_RET_KILL_PROCESS,
+    "KILL_THREAD": bpf.SECCOMP_RET_KILL_THREAD,
+    "TRAP": bpf.SECCOMP_RET_TRAP,
+    "ERRNO": bpf.SECCOMP_RET_ERRNO,
+    "USER_NOTIF": bpf.SECCOMP_RET_USER_NOTIF,
+    "TRACE": bpf.SECCOMP_RET_TRACE,
+    "LOG": bpf.SECCOMP_RET_LOG,
+    "ALLOW": bpf.SECCOMP_RET_ALLOW,
 }
 SECCOMP_GET_ACTION_AVAIL = 2
 
@@ -111,9 +113,6 @@ def check_seccomp(ctx: Context) -> Check:
     return Check("seccomp", "ok", detail, data=data)
 
 
-LANDLOCK_CREATE_RULESET_VERSION = 1 << 0
-
-
 def landlock_abi() -> tuple[int, int | None]:
     """The Landlock ABI version (0 when unavailable) and the errno that said so."""
     try:
@@ -124,7 +123,7 @@ def landlock_abi() -> tuple[int, int | None]:
                 "landlock_create_ruleset",
                 None,
                 ctypes.c_size_t(0),
-                ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
+                ctypes.c_uint32(CREATE_RULESET_VERSION),
             ),
             note="asks for the ABI version; creates nothing",
         )
