@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -55,6 +56,23 @@ def compile_bytecode() -> None:
         packages.append(Path(baseline) / "kit")
     for package in packages:
         compileall.compile_dir(str(package), quiet=1)
+
+
+#: subprocess.run options that keep a timed command off the terminal.
+QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
+
+
+def runc_bundle(bundle: Path, rootfs: Path, args: list[str], readonly: bool) -> Path:
+    """An OCI bundle runc and kit can both run: ``runc spec``'s config.json, with ``rootfs``
+    as its root and ``args`` as its process (no terminal)."""
+    bundle.mkdir()
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
+    config = json.loads((bundle / "config.json").read_text())
+    config["root"] = {"path": str(rootfs), "readonly": readonly}
+    config["process"]["args"] = args
+    config["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(config))
+    return bundle
 
 
 def time_command(argv: Sequence[str], env: dict[str, str] | None = None) -> float:

@@ -23,31 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    QUIET,
     compile_bytecode,
     kit_executable,
     kit_variants,
     machine,
     report,
     require,
+    runc_bundle,
     scratch_dir,
 )
-
-QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "stdin": subprocess.DEVNULL}
-
-
-def bundles(base: Path, rootfs: Path, count: int) -> list[Path]:
-    made = []
-    for i in range(count):
-        bundle = base / f"bundle{i}"
-        bundle.mkdir()
-        subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
-        config = json.loads((bundle / "config.json").read_text())
-        config["root"] = {"path": str(rootfs), "readonly": True}
-        config["process"]["args"] = ["sleep", "60"]
-        config["process"]["terminal"] = False
-        (bundle / "config.json").write_text(json.dumps(config))
-        made.append(bundle)
-    return made
 
 
 def burst(commands: list[list[str]], env: dict[str, str] | None = None) -> tuple[float, list[int]]:
@@ -86,12 +71,17 @@ def main() -> None:
     env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
     variants = kit_variants(env)
     runc = ["runc", "--root", str(base / "runc-state")]
-    samples: dict[str, list[float]] = {"runc run -d x20": []}
-    samples.update({f"kit run -d x20{suffix}": [] for suffix in variants})
+    runc_label = f"runc run -d x{args.count}"
+    samples: dict[str, list[float]] = {runc_label: []}
+    samples.update({f"kit run -d x{args.count}{suffix}": [] for suffix in variants})
     try:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "busybox")
-        made = bundles(base, rootfs, args.count)
+        # One bundle per container: runc keeps the process in config.json.
+        made = [
+            runc_bundle(base / f"bundle{i}", rootfs, ["sleep", "60"], readonly=True)
+            for i in range(args.count)
+        ]
         for round_number in range(args.rounds):
             names = [f"r{round_number}-{i}" for i in range(args.count)]
             seconds, codes = burst(
@@ -101,7 +91,7 @@ def main() -> None:
                 ]
             )
             assert codes == [0] * args.count, f"runc: {codes}"
-            samples["runc run -d x20"].append(seconds)
+            samples[runc_label].append(seconds)
             for name in names:
                 subprocess.run([*runc, "delete", "--force", name], check=True, **QUIET)
             for suffix, variant_env in variants.items():
@@ -113,7 +103,7 @@ def main() -> None:
                     variant_env,
                 )
                 assert codes == [0] * args.count, f"kit{suffix}: {codes}"
-                samples[f"kit run -d x20{suffix}"].append(seconds)
+                samples[f"kit run -d x{args.count}{suffix}"].append(seconds)
                 check_kit_state(kit, variant_env, args.count)
                 ids = subprocess.run(
                     [*kit, "ps", "-q", "--no-trunc"],
@@ -130,7 +120,7 @@ def main() -> None:
         report(
             f"{args.count} concurrent detached starts (wall time)",
             samples,
-            baseline="runc run -d x20",
+            baseline=runc_label,
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)

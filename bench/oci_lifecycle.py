@@ -11,7 +11,6 @@ alternate between the two (and a baseline kit, with KIT_BENCH_BASELINE: see benc
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    QUIET,
     compile_bytecode,
     interleaved,
     kit_executable,
@@ -28,35 +28,19 @@ from common import (
     machine,
     report,
     require,
+    runc_bundle,
     scratch_dir,
 )
 
 
-def runc_bundle(base: Path, rootfs: Path) -> Path:
-    bundle = base / "bundle"
-    bundle.mkdir()
-    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True)
-    config = json.loads((bundle / "config.json").read_text())
-    config["root"] = {"path": str(rootfs), "readonly": True}
-    config["process"]["args"] = ["/bin/true"]
-    config["process"]["terminal"] = False
-    (bundle / "config.json").write_text(json.dumps(config))
-    return bundle
-
-
 def lifecycle(runtime: list[str], bundle: Path, name: str, env: dict[str, str] | None) -> float:
     """create + start + delete --force; seconds for the three."""
-    quiet = {
-        "stdout": subprocess.DEVNULL,
-        "stderr": subprocess.DEVNULL,
-        "stdin": subprocess.DEVNULL,
-    }
     started = time.perf_counter()
     subprocess.run(
-        [*runtime, "create", "--bundle", str(bundle), name], check=True, env=env, **quiet
+        [*runtime, "create", "--bundle", str(bundle), name], check=True, env=env, **QUIET
     )
-    subprocess.run([*runtime, "start", name], check=True, env=env, **quiet)
-    subprocess.run([*runtime, "delete", "--force", name], check=True, env=env, **quiet)
+    subprocess.run([*runtime, "start", name], check=True, env=env, **QUIET)
+    subprocess.run([*runtime, "delete", "--force", name], check=True, env=env, **QUIET)
     return time.perf_counter() - started
 
 
@@ -72,7 +56,7 @@ def main() -> None:
     try:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "host")
-        bundle = runc_bundle(base, rootfs)
+        bundle = runc_bundle(base / "bundle", rootfs, ["/bin/true"], readonly=True)
         env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
         kit = kit_executable()
         runc = ["runc", "--root", str(base / "runc-state")]

@@ -38,6 +38,7 @@ from common import (
     machine,
     report,
     require,
+    runc_bundle,
     scratch_dir,
     time_command,
 )
@@ -51,18 +52,6 @@ RUN_PATH_MODULES = (
     "kit.cli.foreground",
     "kit.runtime.init",
 )
-
-
-def runc_bundle(base: Path, rootfs: Path) -> Path:
-    bundle = base / "bundle"
-    bundle.mkdir()
-    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-    config = json.loads((bundle / "config.json").read_text())
-    config["root"] = {"path": str(rootfs), "readonly": False}
-    config["process"]["args"] = ["/bin/true"]
-    config["process"]["terminal"] = False
-    (bundle / "config.json").write_text(json.dumps(config))
-    return bundle
 
 
 def container_phases(
@@ -145,7 +134,7 @@ def main() -> None:
     try:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "host")
-        bundle = runc_bundle(base, rootfs)
+        bundle = runc_bundle(base / "bundle", rootfs, ["/bin/true"], readonly=False)
         env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
         kit = kit_executable()
         runc_root = base / "runc-state"
