@@ -154,6 +154,14 @@ def _below(merged: dict[str, _Entry], path: str) -> list[str]:
     return [p for p in merged if p.startswith(prefix)]
 
 
+def _drop(merged: dict[str, _Entry], paths: list[str]) -> int:
+    """Take ``paths`` out of the merged view; return their bytes, now wasted."""
+    wasted = sum(merged[p].size for p in paths)
+    for p in paths:
+        del merged[p]
+    return wasted
+
+
 def layer_stack(
     layers: Iterable[tuple[Path, str, str]], *, userxattr: bool | None = None
 ) -> StackView:
@@ -168,9 +176,7 @@ def layer_stack(
                 gone = [p for p in (path, *_below(merged, path)) if p in merged]
                 if not gone:
                     continue  # deleting what no lower layer has: nothing to show
-                view.wasted += sum(merged[p].size for p in gone)
-                for p in gone:
-                    del merged[p]
+                view.wasted += _drop(merged, gone)
                 view.changes.append(Change("D", path, type="whiteout", note="whiteout"))
                 continue
             kind = _kind(st)
@@ -178,30 +184,20 @@ def layer_stack(
             previous = merged.get(path)
             if kind == "dir" and overlay.is_opaque(full, userxattr):
                 hidden = _below(merged, path)
-                view.wasted += sum(merged[p].size for p in hidden)
-                for p in hidden:
-                    del merged[p]
+                view.wasted += _drop(merged, hidden)
                 note = f"opaque: hides {len(hidden)} lower entries" if hidden else "opaque"
                 view.changes.append(Change("C" if previous else "A", path, type="dir", note=note))
             elif kind == "dir" and previous is not None and previous.type == "dir":
                 pass  # a directory that only holds this layer's changes
             else:
-                if previous is not None:
-                    view.wasted += previous.size + sum(
-                        m.size for p, m in _items_below(merged, path)
-                    )
-                    for p in _below(merged, path):
-                        del merged[p]
+                if previous is not None:  # replaced: it and everything under it
+                    view.wasted += previous.size + _drop(merged, _below(merged, path))
                 view.changes.append(Change("C" if previous else "A", path, size, kind))
             view.size += size
             merged[path] = _Entry(size, kind, index)
         view.changes.sort(key=lambda c: c.path)
         views.append(view)
     return StackView(views)
-
-
-def _items_below(merged: dict[str, _Entry], path: str) -> list[tuple[str, _Entry]]:
-    return [(p, merged[p]) for p in _below(merged, path)]
 
 
 # --- which ---------------------------------------------------------------------------------
@@ -325,20 +321,15 @@ def container_diff(
 ) -> list[Change]:
     """``docker diff``: each path of the writable layer as A, C or D (whiteouts interpreted)."""
     out: list[Change] = []
-    parts_cache: dict[str, bool] = {}
 
     def in_lowers(path: str) -> bool:
-        if path not in parts_cache:
-            parts = [p for p in path.split("/") if p]
-            found = False
-            for root in reversed(lowers_bottom_first):
-                state = _state(root, parts, userxattr)
-                if state is None:
-                    continue
-                found = state[1] != "hidden"
-                break
-            parts_cache[path] = found
-        return parts_cache[path]
+        """Whether the image's merged view shows ``path`` (the topmost layer that speaks)."""
+        parts = [p for p in path.split("/") if p]
+        for root in reversed(lowers_bottom_first):
+            state = _state(root, parts, userxattr)
+            if state is not None:
+                return state[1] != "hidden"
+        return False
 
     opaque_dirs: list[str] = []
     for path, st in walk(upper):
