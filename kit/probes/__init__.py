@@ -15,5 +15,6 @@ are out of reach, so importing inside a probe function would fail.
 
 Modules: :mod:`~kit.probes.experiment` (the host-side runner), :mod:`~kit.probes.escape`
 (chroot escapes), :mod:`~kit.probes.propagation` (mount propagation between namespaces),
-:mod:`~kit.probes.pivot` (pivot_root's preconditions).
+:mod:`~kit.probes.pivot` (pivot_root's preconditions), :mod:`~kit.probes.overlay` (an overlay
+mounted by hand), :mod:`~kit.probes.enter` (join a container's namespaces, as nsenter does).
 """
