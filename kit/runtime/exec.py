@@ -57,7 +57,6 @@ import json
 import os
 import signal
 import sys
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,17 +85,19 @@ from kit.linux.process import close_range, prctl, set_parent_death_signal
 from kit.runtime import pipeline
 from kit.runtime.console import make_controlling_terminal, open_pty, send_fd
 from kit.runtime.context import Channels, InitContext, InitOptions
-from kit.runtime.init import _report_exit, _watch  # the init parent's own watch loop
+from kit.runtime.init import (  # the joiner watches and reports as the init parent does
+    SETUP_FAILED,
+    TERMINAL_SIGNALS,
+    report_exit,
+    report_failure,
+    watch,
+)
 from kit.runtime.launcher import ContainerProcess
 from kit.runtime.stages import exec as exec_stage
 from kit.runtime.stages import seccomp as seccomp_stage
 from kit.runtime.state import is_alive
 from kit.spec import Spec
 from kit.trace import Event, fd_writer, tracer
-
-#: Exit status when joining the container fails before the program runs (Docker uses 126
-#: for "cannot invoke", runc 255; kit keeps the init's 125 for "kit itself failed").
-SETUP_FAILED = 125
 
 #: The init's stages that set up the *process* rather than the container, in the init's
 #: order: an exec'd process must get each of them again. Every other stage shapes the
@@ -188,16 +189,13 @@ def joiner_main(spec: Spec, channels: Channels, options: InitOptions, target: Ta
         tracer().add_sink(fd_writer(channels.events))
         tracer().detail = options.trace
         tracer().stage = "exec"
-        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP):
+        for sig in TERMINAL_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         prctl(PR_SET_DUMPABLE, 0)
         close_range(3, flags=CLOSE_RANGE_CLOEXEC)
         code = _join_and_run(spec, channels, options, target)
-    except KitError as error:
-        tracer().emit(Event("error", "error", message=str(error), data=error.to_dict()))
-        code = error.exit_code if error.exit_code != 1 else SETUP_FAILED
-    except BaseException:
-        tracer().emit(Event("error", "error", message=traceback.format_exc()))
+    except BaseException as error:
+        code = report_failure(error)
     finally:
         os._exit(code)
 
@@ -328,7 +326,7 @@ def _join_and_run(spec: Spec, channels: Channels, options: InitOptions, target: 
     if options.detach:
         return _release(pid, sync_r)
     os.close(sync_r)
-    return _report_exit(_watch(pid, channels, options), False)
+    return report_exit(watch(pid, channels, options), False)
 
 
 def _release(pid: int, sync_r: int) -> int:
@@ -341,7 +339,7 @@ def _release(pid: int, sync_r: int) -> int:
     os.close(sync_r)
     if failed:
         _, status = os.waitpid(pid, 0)
-        return _report_exit(status, False)
+        return report_exit(status, False)
     tracer().emit(
         Event("process", "released", data={"host_pid": pid}, message="the program runs; kit left")
     )
@@ -371,11 +369,8 @@ def _child_main(spec: Spec, channels: Channels, options: InitOptions, sync_w: in
             set_parent_death_signal(0)
         tracer().stage = "exec"
         exec_stage.run(ctx)
-    except KitError as error:
-        tracer().emit(Event("error", "error", message=str(error), data=error.to_dict()))
-        code = error.exit_code if error.exit_code != 1 else SETUP_FAILED
-    except BaseException:
-        tracer().emit(Event("error", "error", message=traceback.format_exc()))
+    except BaseException as error:
+        code = report_failure(error)
     finally:
         with contextlib.suppress(OSError):
             os.write(sync_w, b"x")  # no execve: tell a detached joiner to report the failure

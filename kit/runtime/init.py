@@ -63,12 +63,13 @@ from kit.security import userns
 from kit.spec import Spec
 from kit.trace import Event, fd_writer, tracer
 
-#: Exit status when container setup fails before the program starts (Docker uses 125 too).
+#: Exit status when container setup fails before the program starts (Docker uses 125 too;
+#: runc 255). kit exec uses it as well, for "kit itself failed".
 SETUP_FAILED = 125
 
-#: Signals the init parent must survive: the terminal sends them to the whole foreground
-#: process group, and the caller decides what reaches the container.
-_PARENT_IGNORES = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP)
+#: Signals the init parent (and kit exec's joiner) must survive: the terminal sends them to
+#: the whole foreground process group, and the caller decides what reaches the container.
+TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP)
 
 
 def boot() -> None:
@@ -87,16 +88,24 @@ def parent_main(spec: Spec, channels: Channels, options: InitOptions) -> None:
     try:
         tracer().add_sink(fd_writer(channels.events))
         tracer().detail = options.trace
-        for sig in _PARENT_IGNORES:
+        for sig in TERMINAL_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         code = _create_and_watch(spec, channels, options)
-    except KitError as error:
-        tracer().emit(Event("error", "error", message=str(error), data=error.to_dict()))
-        code = error.exit_code if error.exit_code != 1 else SETUP_FAILED
-    except BaseException:  # report, never hang the caller
-        tracer().emit(Event("error", "error", message=traceback.format_exc()))
+    except BaseException as error:  # report, never hang the caller
+        code = report_failure(error)
     finally:
         os._exit(code)
+
+
+def report_failure(error: BaseException) -> int:
+    """Send the caller an "error" event for a setup that failed with ``error``, and return
+    the exit status to end with: a KitError's own (other than 1), else SETUP_FAILED.
+    Call it from the ``except`` block (an unexpected error is sent with its traceback)."""
+    if isinstance(error, KitError):
+        tracer().emit(Event("error", "error", message=str(error), data=error.to_dict()))
+        return error.exit_code if error.exit_code != 1 else SETUP_FAILED
+    tracer().emit(Event("error", "error", message=traceback.format_exc()))
+    return SETUP_FAILED
 
 
 def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> int:
@@ -155,19 +164,19 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
     for fd in (channels.resume, channels.console):
         if fd is not None and fd >= 0:
             os.close(fd)
-    status = _watch(pid, channels, options, release)
+    status = watch(pid, channels, options, release)
     if status is None:
         # Created (OCI): the container waits for `kit start`, and outlives us. Its cgroups
         # stay until `kit delete`.
         log.emit(Event("process", "released", data={"host_pid": pid}, message="created"))
         return 0
     oom_killed = cgroups_stage.finish(cgroup) if cgroup is not None else False
-    return _report_exit(status, oom_killed)
+    return report_exit(status, oom_killed)
 
 
 def _tell(fd: int, step: bytes) -> None:
     """Let the container process go on. If it was killed meanwhile (a signal from outside
-    while we set it up), its end of the pipe is closed: say nothing, _watch reaps it and
+    while we set it up), its end of the pipe is closed: say nothing, watch() reaps it and
     reports how it ended (137 for SIGKILL), as if it had died a moment later."""
     with contextlib.suppress(BrokenPipeError):
         os.write(fd, step)
@@ -210,7 +219,7 @@ def _start_container_process(spec: Spec) -> int:
     return os.fork()
 
 
-def _watch(pid: int, channels: Channels, options: InitOptions, release: int = -1) -> int | None:
+def watch(pid: int, channels: Channels, options: InitOptions, release: int = -1) -> int | None:
     """Forward signals from the caller until the container process exits; return its wait
     status. None: the container reached its start gate (it said so on ``release``, the
     release pipe of kit.runtime.gate) and we leave it running."""
@@ -247,7 +256,7 @@ def _watch(pid: int, channels: Channels, options: InitOptions, release: int = -1
     return status
 
 
-def _report_exit(status: int, oom_killed: bool) -> int:
+def report_exit(status: int, oom_killed: bool) -> int:
     """Send the exit event (code, signal, whether the OOM killer struck); return the code."""
     oom = {"oom_killed": True} if oom_killed else {}
     because = " (OOMKilled: the container reached its memory limit)" if oom_killed else ""
@@ -284,7 +293,7 @@ def container_main(
         set_parent_death_signal(signal.SIGKILL)
         # Until exec, terminal signals must not interrupt the setup half-way (the caller
         # aborts through the resume pipe); the exec stage restores the defaults.
-        for sig in _PARENT_IGNORES:
+        for sig in TERMINAL_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         os.close(channels.control)
         ctx = InitContext(
@@ -295,13 +304,10 @@ def container_main(
         caps.last_cap()  # read now: after pivot_root the container may have no /proc
         pipeline.run_container_stages(ctx)
         code = 0  # only a probe gets here: exec never returns
-    except KitError as error:
-        tracer().emit(Event("error", "error", message=str(error), data=error.to_dict()))
-        code = error.exit_code if error.exit_code != 1 else SETUP_FAILED
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else SETUP_FAILED
-    except BaseException:
-        tracer().emit(Event("error", "error", message=traceback.format_exc()))
+    except BaseException as error:
+        code = report_failure(error)
     finally:
         os._exit(code)
 
