@@ -36,6 +36,7 @@ from kit.spec import Spec
 from kit.trace import Event
 from lessons import kernel
 from lessons.live import Live, LiveContainer, LiveProcess
+from lessons.model import Verdict
 from lessons.observe import Observation
 
 if TYPE_CHECKING:
@@ -212,6 +213,19 @@ class StepContext:
         if pid is None:
             raise KitError(f"{target} is not running", fix="run the earlier steps again")
         return namespace_ids(pid)
+
+    def answer(self, name: str, path: str) -> tuple[int, str] | Verdict:
+        """For a challenge whose learner writes an answer to a file in the kept container
+        ``name``: the container's host PID and the file's text (stripped), read from the host
+        through ``/proc/PID/root``; or the failing Verdict while the container or the file is
+        missing. A check then compares the answer with what the kernel shows."""
+        pid = self.pid(name)
+        if pid is None:
+            return Verdict.no("the challenge's container is not running: run the step first")
+        text = kernel.read_text(f"/proc/{pid}/root{path}")
+        if text is None:
+            return Verdict.no(f"there is no {path} in the container yet")
+        return pid, text.strip()
 
     def exec(
         self, name: str, command: str, *, timeout: float = 30.0

@@ -204,15 +204,13 @@ def puzzle(ctx: StepContext) -> None:
 
 
 def check_puzzle(ctx: StepContext) -> Verdict:
-    pid = ctx.pid(PUZZLE)
-    if pid is None:
-        return Verdict.no("the challenge's container is not running: run the step first")
-    answer = kernel.read_text(f"/proc/{pid}/root{ANSWER_FILE}")
-    if answer is None:
-        return Verdict.no(f"there is no {ANSWER_FILE} in the container yet")
+    found = ctx.answer(PUZZLE, ANSWER_FILE)
+    if isinstance(found, Verdict):
+        return found
+    pid, answer = found
     truth = kernel.command_name(pid)
-    if answer.strip() != truth:
-        return Verdict.no(f"{ANSWER_FILE} says {answer.strip()!r}, but that is not PID 1's program")
+    if answer != truth:
+        return Verdict.no(f"{ANSWER_FILE} says {answer!r}, but that is not PID 1's program")
     return Verdict.ok(f"right: PID 1 is {truth} (host PID {pid})")
 
 

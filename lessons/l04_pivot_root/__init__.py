@@ -158,16 +158,14 @@ def quiz(ctx: StepContext) -> None:
 
 
 def check_quiz(ctx: StepContext) -> Verdict:
-    pid = ctx.pid(QUIZ)
-    if pid is None:
-        return Verdict.no("the challenge's container is not running: run the step first")
-    answer = kernel.read_text(f"/proc/{pid}/root{ANSWER_FILE}")
-    if answer is None:
-        return Verdict.no(f"there is no {ANSWER_FILE} in the container yet")
+    found = ctx.answer(QUIZ, ANSWER_FILE)
+    if isinstance(found, Verdict):
+        return found
+    pid, answer = found
     root_mount = mounts.find(mounts.read(pid), "/")
     truth = root_mount.root if root_mount else None
-    if answer.strip() != truth:
-        return Verdict.no(f"{ANSWER_FILE} says {answer.strip()!r}: that is not where / came from")
+    if answer != truth:
+        return Verdict.no(f"{ANSWER_FILE} says {answer!r}: that is not where / came from")
     return Verdict.ok(f"right: the container's / is {truth} on the host")
 
 

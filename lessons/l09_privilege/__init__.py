@@ -248,18 +248,16 @@ def extra_capability(ctx: StepContext) -> None:
 
 
 def check_extra_capability(ctx: StepContext) -> Verdict:
-    pid = ctx.pid(QUIZ)
-    if pid is None:
-        return Verdict.no("the challenge's container is not running: run the step first")
-    answer = kernel.read_text(f"/proc/{pid}/root{ANSWER}")
-    if answer is None:
-        return Verdict.no(f"there is no {ANSWER} in the container yet")
+    found = ctx.answer(QUIZ, ANSWER)
+    if isinstance(found, Verdict):
+        return found
+    pid, answer = found
     extra = [c for c in _caps(kernel.status(pid), "CapEff") if c not in DEFAULT_CAPABILITIES]
-    given = answer.strip().upper()
+    given = answer.upper()
     if not given.startswith("CAP_"):
         given = "CAP_" + given
     if [given] != extra:
-        return Verdict.no(f"{ANSWER} says {answer.strip()!r}: that is not the extra capability")
+        return Verdict.no(f"{ANSWER} says {answer!r}: that is not the extra capability")
     return Verdict.ok(f"right: {extra[0]} (bit {CAP_NUMBERS[extra[0]]} of CapEff)")
 
 

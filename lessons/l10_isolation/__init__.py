@@ -367,16 +367,14 @@ def who_is_root(ctx: StepContext) -> None:
 
 
 def check_who_is_root(ctx: StepContext) -> Verdict:
-    pid = ctx.pid(QUIZ)
-    if pid is None:
-        return Verdict.no("the challenge's container is not running: run the step first")
-    answer = kernel.read_text(f"/proc/{pid}/root{ANSWER_FILE}")
-    if answer is None:
-        return Verdict.no(f"there is no {ANSWER_FILE} in the container yet")
+    found = ctx.answer(QUIZ, ANSWER_FILE)
+    if isinstance(found, Verdict):
+        return found
+    pid, answer = found
     ids = _status_ids(pid)
     truth = ids[0] if ids else None
-    if answer.strip() != str(truth):
-        return Verdict.no(f"{ANSWER_FILE} says {answer.strip()!r}: that is not root's host uid")
+    if answer != str(truth):
+        return Verdict.no(f"{ANSWER_FILE} says {answer!r}: that is not root's host uid")
     return Verdict.ok(f"right: the container's root is uid {truth} on the host")
 
 
