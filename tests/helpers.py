@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -18,6 +19,17 @@ def kit_command(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 def kit_popen(*args: str, **kwargs: Any) -> subprocess.Popen[Any]:
     """Start ``python -m kit ARGS`` in the background."""
     return subprocess.Popen([sys.executable, "-m", "kit", *args], **kwargs)
+
+
+def compile_static(source: str, program: Path, *flags: str) -> Path:
+    """Compile the C ``source`` into the static binary ``program`` (it needs no loader or
+    libraries, so it runs in any root filesystem); the source is written beside it."""
+    source_file = program.with_name(program.name + ".c")
+    source_file.write_text(source)
+    subprocess.run(
+        ["gcc", "-static", "-O2", *flags, "-o", str(program), str(source_file)], check=True
+    )
+    return program
 
 
 #: The lines of /proc/PID/status that say who a process is and what it may do: the state a

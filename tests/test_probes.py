@@ -3,10 +3,10 @@ same probe with the control off succeeds, so each probe is shown able to fail.""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import compile_static
 
 from kit.rootfs import build_rootfs
 from kit.security import enforcement
@@ -26,13 +26,11 @@ def probe_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def setuid_helper(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory holding a setuid-root static program that prints its effective uid."""
     build = tmp_path_factory.mktemp("euid")
-    source = build / "euid.c"
-    source.write_text(
+    program = compile_static(
         "#include <stdio.h>\n#include <unistd.h>\n"
-        'int main(void) { printf("%d\\n", (int)geteuid()); return 0; }\n'
+        'int main(void) { printf("%d\\n", (int)geteuid()); return 0; }\n',
+        build / "euid-built",
     )
-    program = build / "euid-built"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(program), str(source)], check=True)
     directory = build / "suid"
     enforcement.prepare_setuid_helper(str(directory), str(program))
     assert (directory / "euid").stat().st_mode & 0o4000

@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import kit_command
+from helpers import compile_static, kit_command
 
 from kit.errors import KitError
 from kit.security import bpf, seccomp_default, seccomp_filter, seccomp_profile
@@ -455,6 +455,12 @@ def _run(rootfs: Path, *command: str, options: tuple[str, ...] = ()):
     return kit_command("run", "--rm", *options, "--rootfs", str(rootfs), *command)
 
 
+def _profile_option(path: Path, profile: dict) -> tuple[str, str]:
+    """Write the seccomp ``profile`` to ``path``; the ``kit run`` option that uses it."""
+    path.write_text(json.dumps(profile))
+    return ("--security-opt", f"seccomp={path}")
+
+
 @pytest.mark.usefixtures("kit_root")
 def test_default_profile_refuses_unshare_and_unconfined_allows_it(busybox_rootfs: Path) -> None:
     refused = _run(busybox_rootfs, "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true")
@@ -473,21 +479,17 @@ def test_default_profile_refuses_unshare_and_unconfined_allows_it(busybox_rootfs
 
 @pytest.mark.usefixtures("kit_root")
 def test_a_custom_profile_with_errno_ret(busybox_rootfs: Path, tmp_path: Path) -> None:
-    profile = tmp_path / "no-mkdir.json"
-    profile.write_text(
-        json.dumps(
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [
-                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
-                ],
-            }
-        )
+    no_mkdir = _profile_option(
+        tmp_path / "no-mkdir.json",
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ],
+        },
     )
     script = "mkdir /tmp/d && echo made"
-    refused = _run(
-        busybox_rootfs, "sh", "-c", script, options=("--security-opt", f"seccomp={profile}")
-    )
+    refused = _run(busybox_rootfs, "sh", "-c", script, options=no_mkdir)
     assert "Permission denied" in refused.stderr  # errno 13 = EACCES, as the profile says
     assert "made" not in refused.stdout
     assert _run(busybox_rootfs, "sh", "-c", script).stdout.strip() == "made"
@@ -497,16 +499,14 @@ def test_a_custom_profile_with_errno_ret(busybox_rootfs: Path, tmp_path: Path) -
 def test_a_malformed_profile_stops_kit_run_before_anything_starts(
     busybox_rootfs: Path, tmp_path: Path, kit_root: Path
 ) -> None:
-    profile = tmp_path / "bad.json"
-    profile.write_text(
-        json.dumps(
-            {
-                "defaultAction": "SCMP_ACT_ERRNO",
-                "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALOW"}],
-            }
-        )
+    bad = _profile_option(
+        tmp_path / "bad.json",
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALOW"}],
+        },
     )
-    result = _run(busybox_rootfs, "true", options=("--security-opt", f"seccomp={profile}"))
+    result = _run(busybox_rootfs, "true", options=bad)
     assert result.returncode == 2
     assert "syscalls[0].action: unknown action 'SCMP_ACT_ALOW'" in result.stderr
     assert not list((kit_root / "run" / "containers").glob("*/state.json"))
@@ -514,16 +514,14 @@ def test_a_malformed_profile_stops_kit_run_before_anything_starts(
 
 @pytest.mark.usefixtures("kit_root")
 def test_unknown_names_are_a_stated_warning(busybox_rootfs: Path, tmp_path: Path) -> None:
-    profile = tmp_path / "typo.json"
-    profile.write_text(
-        json.dumps(
-            {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}],
-            }
-        )
+    typo = _profile_option(
+        tmp_path / "typo.json",
+        {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdri"], "action": "SCMP_ACT_ERRNO"}],
+        },
     )
-    result = _run(busybox_rootfs, "true", options=("--security-opt", f"seccomp={profile}"))
+    result = _run(busybox_rootfs, "true", options=typo)
     assert result.returncode == 0
     assert "warning" in result.stderr and "mkdri" in result.stderr
 
@@ -532,17 +530,14 @@ def test_unknown_names_are_a_stated_warning(busybox_rootfs: Path, tmp_path: Path
 def threads_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A static program that starts a thread (glibc tries clone3 first, then clone)."""
     directory = tmp_path_factory.mktemp("threads")
-    source = directory / "threads.c"
-    source.write_text(
+    compile_static(
         "#include <pthread.h>\n#include <stdio.h>\n"
         "static void *work(void *arg) { return arg; }\n"
         "int main(void) { pthread_t t; int x = 7; void *out;\n"
         '  if (pthread_create(&t, NULL, work, &x) != 0) { puts("no thread"); return 1; }\n'
-        '  pthread_join(t, &out); printf("thread returned %d\\n", *(int *)out); return 0; }\n'
-    )
-    subprocess.run(
-        ["gcc", "-static", "-pthread", "-O2", "-o", str(directory / "threads"), str(source)],
-        check=True,
+        '  pthread_join(t, &out); printf("thread returned %d\\n", *(int *)out); return 0; }\n',
+        directory / "threads",
+        "-pthread",
     )
     return directory
 
