@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import kit_command
 
 from kit import mounts
 from kit.doctor import requirements
@@ -186,19 +187,10 @@ def test_registry_requirement_against_a_real_registry(
     # The seed image is a real image: kit pulls it and runs it (no network beyond loopback).
     image = f"{lab_registry['KIT_REGISTRY']}/kit/busybox:latest"
     env = {**os.environ, "KIT_ROOT": str(tmp_path / "kit")}
-    kit = [sys.executable, "-m", "kit"]
-    pulled = subprocess.run(
-        [*kit, "pull", image], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    pulled = kit_command("pull", image, env=env, timeout=120)
     assert pulled.returncode == 0, pulled.stderr
-    ran = subprocess.run(
-        [*kit, "run", "--rm", image, "sh", "-c", "echo from the seed; ls /bin/busybox"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    script = "echo from the seed; ls /bin/busybox"
+    ran = kit_command("run", "--rm", image, "sh", "-c", script, env=env, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.split() == ["from", "the", "seed", "/bin/busybox"]
     # Seeding twice changes nothing; stopping makes the requirement unmet again.
@@ -214,13 +206,7 @@ def test_registry_requirement_against_a_real_registry(
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kit", "doctor", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return kit_command("doctor", *args, timeout=120)
 
 
 def test_cli_require(kit_root: Path) -> None:
@@ -279,32 +265,12 @@ def _doctor_in_container(rootfs: Path, kit_root: Path, *options: str) -> dict[st
         binds += ["-v", f"{path}:{path}:ro"]
     if not Path("/lib").is_symlink():
         binds += ["-v", "/lib:/lib:ro", "-v", "/lib64:/lib64:ro", "-v", "/bin:/bin:ro"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kit",
-            "run",
-            "--rm",
-            "--rootfs",
-            str(rootfs),
-            *binds,
-            *options,
-            "-e",
-            f"PYTHONPATH={REPO}",
-            "-e",
-            "PYTHONDONTWRITEBYTECODE=1",
-            sys.executable,
-            "-m",
-            "kit",
-            "doctor",
-            "--json",
-        ],
+    python_env = ["-e", f"PYTHONPATH={REPO}", "-e", "PYTHONDONTWRITEBYTECODE=1"]
+    done = kit_command(
+        *("run", "--rm", "--rootfs", str(rootfs), *binds, *options, *python_env),
+        *(sys.executable, "-m", "kit", "doctor", "--json"),
         env={**os.environ, "KIT_ROOT": str(kit_root)},
-        capture_output=True,
-        text=True,
         timeout=180,
-        check=False,
     )
     assert done.stdout, done.stderr
     return json.loads(done.stdout)
