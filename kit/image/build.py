@@ -23,6 +23,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -37,11 +38,13 @@ from kit import tarsafe
 from kit.errors import KitError
 from kit.image import kitfile
 from kit.image import layer as layers
+from kit.image import reference as references
 from kit.image.container import find_in_layers, lookup_user
 from kit.image.digest import chain_ids
 from kit.image.documents import Descriptor
 from kit.image.image import Image, new_config, resolve, write_image
 from kit.image.store import Store
+from kit.layers_view import human
 from kit.removal import remove_tree
 from kit.security import userns
 from kit.security.userns import host_root
@@ -126,9 +129,7 @@ class Builder:
             else:
                 self._config_step(state, inst)
                 self._history(state, inst, empty=True)
-        from kit.image.reference import parse
-
-        name = parse(tag).name if tag else None
+        name = references.parse(tag).name if tag else None
         state.config["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         image = write_image(self.store, state.config, state.layers, name)
         self.say(f"--> {image.short_id}" + (f" tagged {name}" if name else ""))
@@ -263,16 +264,16 @@ class Builder:
                 owners = userns.container_ids(spec)  # host -> container ids (rootless)
             else:
                 owners = self._copy(state, inst, tree)
-            desc, diff_id = self._pack(tree, owners)
+            packed = layers.pack_into_store(self.store, tree, owners=owners)
         finally:
             # Rootless: overlay's work/work (mode 000), files of subordinate ids.
             remove_tree(scratch, spec=spec)
-        self._add_layer(state, desc, diff_id, inst)
+        self._add_layer(state, packed.desc, packed.diff_id, inst)
         self.store.cache.mkdir(parents=True, exist_ok=True)
         temp = cache_file.with_suffix(".tmp")
-        temp.write_text(json.dumps({"layer": desc.to_dict(), "diff_id": diff_id}))
+        temp.write_text(json.dumps({"layer": packed.desc.to_dict(), "diff_id": packed.diff_id}))
         os.replace(temp, cache_file)
-        self.say(f" --> layer {desc.digest[7:19]} ({_size(desc.size)})")
+        self.say(f" --> layer {packed.desc.digest[7:19]} ({human(packed.desc.size)})")
 
     def _add_layer(
         self, state: BuildState, desc: Descriptor, diff_id: str, inst: kitfile.Instruction
@@ -282,25 +283,14 @@ class Builder:
         self._history(state, inst, empty=False)
         chain = chain_ids(state.diff_ids)[-1]
         if not self.store.has_layer(chain):
-            reader = self.store.open_blob(desc, what=f"layer of line {inst.line}")
-            try:
-                with self.store.new_layer(chain) as diff:
-                    layers.unpack(
-                        reader.raw, desc, diff, diff_id=diff_id, userxattr=self.store.userxattr
-                    )
-            finally:
-                reader.raw.close()
-
-    def _pack(self, tree: Path, owners: layers.OwnerMap | None) -> tuple[Descriptor, str]:
-        fd, temp = tempfile.mkstemp(prefix=".build-", dir=self.store.blobs)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                packed = layers.pack(tree, out, owners=owners)
-            self.store.adopt(Path(temp), packed.desc)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return packed.desc, packed.diff_id
+            layers.unpack_into_store(
+                self.store,
+                desc,
+                chain,
+                diff_id=diff_id,
+                userxattr=self.store.userxattr,
+                what=f"layer of line {inst.line}",
+            )
 
     def _lowers(self, state: BuildState) -> list[str]:
         chains = chain_ids(state.diff_ids)
@@ -433,16 +423,6 @@ def _hash(*parts: str) -> str:
 def _expand(value: str, env: list[str]) -> str:
     """``$VAR`` and ``${VAR}`` from earlier ENV lines, as Docker expands them in ENV."""
     known = dict(e.split("=", 1) for e in env)
-    import re
-
     return re.sub(
         r"\$(?:\{(\w+)\}|(\w+))", lambda m: known.get(m.group(1) or m.group(2), ""), value
     )
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n} B"

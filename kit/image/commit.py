@@ -10,20 +10,21 @@ namespace wrote its files with host ids; the layer records the ids it had inside
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+from kit.errors import KitError
 from kit.image import layer as layers
+from kit.image import media
 from kit.image import reference as references
 from kit.image.container import find_container, image_record, writable_layer
 from kit.image.documents import Descriptor
 from kit.image.image import Image, new_config, write_image
 from kit.image.store import Store
 from kit.layers_view import Change, container_diff
+from kit.runtime import state
+from kit.security.userns import container_ids
 
 
 def _image_of(store: Store, container_id: str) -> Image:
-    from kit.image import media
-
     record = image_record(container_id)
     data = store.read_blob(record["manifest"], what="manifest of the container's image")
     return Image.load(store, Descriptor(media.OCI_MANIFEST, record["manifest"], len(data)))
@@ -39,10 +40,6 @@ def changes(container: str) -> list[Change]:
 
 def _owners(container_id: str) -> layers.OwnerMap | None:
     """host -> container ids for the container's files (None: no user namespace)."""
-    from kit.errors import KitError
-    from kit.runtime import state
-    from kit.security.userns import container_ids
-
     try:
         return container_ids(state.load_spec(container_id))
     except KitError:
@@ -51,27 +48,18 @@ def _owners(container_id: str) -> layers.OwnerMap | None:
 
 def commit(container: str, name: str, *, message: str = "") -> Image:
     """Pack the container's writable layer onto its image; tag the result ``name``."""
-    import os
-    import tempfile
-
     found = find_container(container)
     store = Store().init()
     base = _image_of(store, found.id)
-    upper: Path = writable_layer(found.id).upper
-    fd, temp = tempfile.mkstemp(prefix=".commit-", dir=store.blobs)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            packed = layers.pack(upper, out, owners=_owners(found.id))
-        store.adopt(Path(temp), packed.desc)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    upper = writable_layer(found.id).upper
+    packed = layers.pack_into_store(store, upper, owners=_owners(found.id))
     config = new_config(base.config.raw)
-    config["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    config["created"] = now
     config["rootfs"]["diff_ids"].append(packed.diff_id)
     config.setdefault("history", []).append(
         {
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created": now,
             "created_by": f"kit commit {found.name}",
             "comment": message or "kit commit",
         }

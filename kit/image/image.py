@@ -73,7 +73,7 @@ class Image:
         Opaque directories get the marks of the store's owner (``userxattr`` defaults to
         :attr:`Store.userxattr`: ``user.overlay.opaque`` in a rootless user's store).
         """
-        from kit.image.layer import unpack
+        from kit.image.layer import unpack_into_store
 
         if userxattr is None:
             userxattr = self.store.userxattr  # also refuses another kind of user's store
@@ -85,20 +85,14 @@ class Image:
                 progress(f"layer {layer.digest[7:19]}", i, total)
             if self.store.has_layer(chain):
                 continue
-            what = f"layer {i} ({layer.digest[:19]})"
-            reader = self.store.open_blob(layer, what=what)
-            try:
-                with self.store.new_layer(chain) as diff:
-                    unpack(
-                        reader.raw,
-                        layer,
-                        diff,
-                        diff_id=diff_id,
-                        userxattr=bool(userxattr),
-                        what=what,
-                    )
-            finally:
-                reader.raw.close()
+            unpack_into_store(
+                self.store,
+                layer,
+                chain,
+                diff_id=diff_id,
+                userxattr=bool(userxattr),
+                what=f"layer {i} ({layer.digest[:19]})",
+            )
         if progress:
             progress("layers", total, total)
 

@@ -33,11 +33,12 @@ import hashlib
 import os
 import stat
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from kit import overlay, tarsafe
 from kit.errors import KitError
@@ -45,6 +46,9 @@ from kit.image import media
 from kit.image.digest import HashingReader
 from kit.image.documents import Descriptor
 from kit.security.userns import host_root
+
+if TYPE_CHECKING:
+    from kit.image.store import Store
 
 
 class _LayerHook:
@@ -258,6 +262,37 @@ class PackResult:
 #: (uid, gid)``. A container in a user namespace writes its files with host ids (its root is
 #: the invoking user, nobody, or a subordinate uid); the image must say what it saw inside.
 OwnerMap = Callable[[int, int], tuple[int, int]]
+
+
+def unpack_into_store(
+    store: Store,
+    desc: Descriptor,
+    chain_id: str,
+    *,
+    diff_id: str,
+    userxattr: bool,
+    what: str = "layer",
+) -> None:
+    """Unpack the stored blob ``desc`` as the store's layer ``chain_id`` (all of it, or none)."""
+    reader = store.open_blob(desc, what=what)
+    try:
+        with store.new_layer(chain_id) as diff:
+            unpack(reader.raw, desc, diff, diff_id=diff_id, userxattr=userxattr, what=what)
+    finally:
+        reader.raw.close()
+
+
+def pack_into_store(store: Store, source: Path, *, owners: OwnerMap | None = None) -> PackResult:
+    """:func:`pack` ``source`` straight into the store's blobs (a build step, a commit)."""
+    fd, temp = tempfile.mkstemp(prefix=".pack-", dir=store.blobs)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            packed = pack(source, out, owners=owners)
+        store.adopt(Path(temp), packed.desc)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return packed
 
 
 def pack(
