@@ -118,7 +118,7 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
     args.container_id = container_id  # option modules write per-container files there
     from kit.errors import KitError
     from kit.rootfs_check import check_rootfs
-    from kit.runtime.defaults import DEFAULT_NAMESPACES, default_spec
+    from kit.runtime.defaults import default_spec
 
     command = list(args.command)
     if command and command[0] == "--":
@@ -139,12 +139,7 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
             fix="add the command to run, e.g. /bin/sh -c 'echo hi'",
             exit_code=2,
         )
-    for item in args.env:
-        if "=" not in item:
-            raise KitError(f"invalid --env {item!r}", fix="use --env KEY=VALUE", exit_code=2)
-    hostname = args.hostname or container_id[:12]
-    check_hostname(hostname)
-    namespaces = tuple(n for n in DEFAULT_NAMESPACES if not (n == "network" and args.net == "host"))
+    hostname, namespaces = _hostname_and_namespaces(args, container_id)
     spec = default_spec(
         command,
         rootfs,
@@ -164,22 +159,33 @@ def build_spec(args: argparse.Namespace, container_id: str):  # type: ignore[no-
     return spec
 
 
-def _image_spec(args: argparse.Namespace, container_id: str, name: str, command: list[str]):  # type: ignore[no-untyped-def]
-    """The spec for ``kit run IMAGE [COMMAND...]``: image layers + a writable layer."""
+def _hostname_and_namespaces(
+    args: argparse.Namespace, container_id: str
+) -> tuple[str, tuple[str, ...]]:
+    """Check --env and the hostname; the hostname and the namespaces the options ask for."""
     from kit.errors import KitError
-    from kit.image.container import apply_image_config, create_writable_layer, writable_layer
-    from kit.image.image import resolve
-    from kit.image.store import Store
-    from kit.runtime.defaults import DEFAULT_NAMESPACES, default_spec
+    from kit.runtime.defaults import DEFAULT_NAMESPACES
 
     for item in args.env:
         if "=" not in item:
             raise KitError(f"invalid --env {item!r}", fix="use --env KEY=VALUE", exit_code=2)
-    image = resolve(Store(), name)
-    image.unpack()  # the layers not unpacked yet (and a check that the store is ours)
     hostname = args.hostname or container_id[:12]
     check_hostname(hostname)
+    # --net host: the container stays in the host's network namespace.
     namespaces = tuple(n for n in DEFAULT_NAMESPACES if not (n == "network" and args.net == "host"))
+    return hostname, namespaces
+
+
+def _image_spec(args: argparse.Namespace, container_id: str, name: str, command: list[str]):  # type: ignore[no-untyped-def]
+    """The spec for ``kit run IMAGE [COMMAND...]``: image layers + a writable layer."""
+    from kit.image.container import apply_image_config, create_writable_layer, writable_layer
+    from kit.image.image import resolve
+    from kit.image.store import Store
+    from kit.runtime.defaults import default_spec
+
+    hostname, namespaces = _hostname_and_namespaces(args, container_id)
+    image = resolve(Store(), name)
+    image.unpack()  # the layers not unpacked yet (and a check that the store is ours)
     spec = default_spec(command, "", hostname=hostname, terminal=args.tty, namespaces=namespaces)
     apply_image_config(
         spec,
