@@ -32,6 +32,18 @@ def compile_static(source: str, program: Path, *flags: str) -> Path:
     return program
 
 
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def check_golden(name: str, lines: list[str]) -> None:
+    """Compare ``lines`` with tests/golden/NAME (``KIT_UPDATE_GOLDEN=1`` rewrites the file)."""
+    path = GOLDEN / name
+    text = "\n".join(lines) + "\n"
+    if os.environ.get("KIT_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; see the diff above"
+
+
 #: The lines of /proc/PID/status that say who a process is and what it may do: the state a
 #: process joining a container (exec) or another runtime (runc) must end up with too.
 SECURITY_STATUS = (

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import kit_command
+from helpers import check_golden, kit_command
 from unprivileged import Unprivileged, unprivileged_area
 
 from kit.cgroups import layout
@@ -61,18 +61,6 @@ from kit.spec import DeviceRule
 pytestmark = pytest.mark.usefixtures("kit_root")
 
 HOST = layout.read()
-GOLDEN = Path(__file__).parent / "golden"
-
-
-def check_golden(name: str, lines: list[str]) -> None:
-    """Compare with tests/golden/NAME (``KIT_UPDATE_GOLDEN=1`` rewrites it)."""
-    path = GOLDEN / name
-    text = "\n".join(lines) + "\n"
-    if os.environ.get("KIT_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} changed"
-
-
 # --- which block devices the tests use ----------------------------------------------------------
 
 

@@ -13,18 +13,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from helpers import check_golden
 
 from kit.layers_view import container_diff, diff_lines, layer_stack, which
-
-GOLDEN = Path(__file__).parent / "golden"
-
-
-def check_golden(name: str, lines: list[str]) -> None:
-    path = GOLDEN / name
-    text = "\n".join(lines) + "\n"
-    if os.environ.get("KIT_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} changed; see the diff above"
 
 
 def _write(root: Path, rel: str, size: int) -> None:
