@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kit.rootpath import resolve_in_root
@@ -17,24 +17,19 @@ class Channels:
     ``events``: the init writes JSON-lines events here. ``control``: the caller sends signals to
     forward, and its end-of-file tells the init that the caller died. ``resume``: the container
     process waits here at a pause; one byte continues, end-of-file aborts. ``console``: a unix
-    socket on which the container process sends the master side of its terminal.
+    socket on which the container process sends the master side of its terminal (-1: none).
     """
 
     events: int
     control: int
     resume: int
-    console: int | None = None
+    console: int = -1
 
     def fds(self) -> list[int]:
         return [fd for fd in (self.events, self.control, self.resume, self.console) if fd >= 0]
 
-    def to_dict(self) -> dict[str, int | None]:
-        return {
-            "events": self.events,
-            "control": self.control,
-            "resume": self.resume,
-            "console": self.console,
-        }
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 @dataclass
@@ -52,14 +47,7 @@ class InitOptions:
     exec_fifo: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "container_id": self.container_id,
-            "pause_before": self.pause_before,
-            "pause_after": self.pause_after,
-            "detach": self.detach,
-            "trace": self.trace,
-            "exec_fifo": self.exec_fifo,
-        }
+        return asdict(self)
 
 
 @dataclass

@@ -321,7 +321,7 @@ def _join_and_run(spec: Spec, channels: Channels, options: InitOptions, target: 
         )
     )
     for fd in (channels.resume, channels.console):
-        if fd is not None and fd >= 0:
+        if fd >= 0:
             os.close(fd)
     if options.detach:
         return _release(pid, sync_r)

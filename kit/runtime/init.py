@@ -162,7 +162,7 @@ def _create_and_watch(spec: Spec, channels: Channels, options: InitOptions) -> i
     finally:
         os.close(to_child_w)
     for fd in (channels.resume, channels.console):
-        if fd is not None and fd >= 0:
+        if fd >= 0:
             os.close(fd)
     status = watch(pid, channels, options, release)
     if status is None:

@@ -21,7 +21,7 @@ def run(ctx: InitContext) -> None:
     process = ctx.spec.process
     if not process.terminal:
         return
-    if ctx.channels.console is None or ctx.channels.console < 0:
+    if ctx.channels.console < 0:
         raise KitError(
             "a terminal was requested but nobody is there to receive it",
             fix="run with -t from a terminal, or pass --console-socket",
