@@ -35,7 +35,7 @@ from kit.image import reference as references
 from kit.image.digest import hex_of
 from kit.image.documents import REF_NAME, Descriptor, Index, Manifest, canonical, parse_json
 from kit.image.image import Image, Progress, default_platform
-from kit.image.store import Store
+from kit.image.store import LAYOUT_VERSION, Store
 
 CONTAINERD_NAME = "io.containerd.image.name"
 
@@ -277,7 +277,7 @@ def select_platform(index: Index, *, what: str, wanted: dict[str, str] | None = 
 
 def _layout_entries(image: Image, tag: str) -> Iterator[tuple[str, Descriptor | bytes]]:
     """(path, blob descriptor or bytes) for every file of an OCI layout holding ``image``."""
-    yield "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode()
+    yield "oci-layout", json.dumps(LAYOUT_VERSION).encode()
     ref = references.parse(tag)
     annotations = {REF_NAME: ref.tag or "latest", CONTAINERD_NAME: ref.name}
     entry = Descriptor(image.desc.media_type, image.desc.digest, image.desc.size, annotations)
