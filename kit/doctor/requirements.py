@@ -30,8 +30,6 @@ Keys (``kit doctor --requirements`` lists them with this machine's answers):
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -340,6 +338,11 @@ def _tool(name: str) -> Callable[[Facts], Outcome]:
 def _registry(facts: Facts) -> Outcome:
     url = f"http://{os.environ.get('KIT_REGISTRY') or LOCAL_REGISTRY}/v2/"
     fix = f"start the lab's local registry: {facts.host.as_root('scripts/lab-setup.sh --registry')}"
+    # Imported here: urllib.request (with http.client, email, ssl) is about 14 ms, and only
+    # this one requirement talks to the network.
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             status = response.status
