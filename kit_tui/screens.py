@@ -158,14 +158,7 @@ class MainScreen(Screen[None]):
         lesson = self.lesson
         lessons = self.query_one(LessonList)
         lessons.clear_options()
-        lessons.add_options(
-            viewmodel.lesson_label(
-                item,
-                self.app.progress.lesson(item.id),  # type: ignore[attr-defined]
-                self.assessments.get(item.id),
-            )
-            for item in all_lessons()
-        )
+        lessons.add_options(self._lesson_labels())
         lessons.highlighted = [item.id for item in all_lessons()].index(lesson.id)
         self.refresh_steps()
         prose = self.query_one(Prose)
@@ -179,29 +172,33 @@ class MainScreen(Screen[None]):
             self.set_status(self._status.get((self.lesson_id, self.index), self._default_status()))
         self.refresh_controls()
 
+    def _lesson_labels(self) -> list[str]:
+        progress = self.app.progress  # type: ignore[attr-defined]
+        return [
+            viewmodel.lesson_label(item, progress.lesson(item.id), self.assessments.get(item.id))
+            for item in all_lessons()
+        ]
+
+    def _step_labels(self) -> list[str]:
+        return [
+            viewmodel.step_label(step, i, self.progress, self.index)
+            for i, step in enumerate(self.lesson.steps)
+        ]
+
     def refresh_steps(self) -> None:
         steps = self.query_one(StepList)
         steps.clear_options()
-        steps.add_options(
-            viewmodel.step_label(step, i, self.progress, self.index)
-            for i, step in enumerate(self.lesson.steps)
-        )
+        steps.add_options(self._step_labels())
         steps.highlighted = self.index
 
     def refresh_labels(self) -> None:
+        """New marks on both lists, replacing their labels in place rather than rebuilding."""
         lessons = self.query_one(LessonList)
-        for i, item in enumerate(all_lessons()):
-            label = viewmodel.lesson_label(
-                item,
-                self.app.progress.lesson(item.id),  # type: ignore[attr-defined]
-                self.assessments.get(item.id),
-            )
+        for i, label in enumerate(self._lesson_labels()):
             lessons.replace_option_prompt_at_index(i, label)
         steps = self.query_one(StepList)
-        for i, step in enumerate(self.lesson.steps):
-            steps.replace_option_prompt_at_index(
-                i, viewmodel.step_label(step, i, self.progress, self.index)
-            )
+        for i, label in enumerate(self._step_labels()):
+            steps.replace_option_prompt_at_index(i, label)
 
     def refresh_controls(self) -> None:
         if not self.lesson_id:
@@ -232,9 +229,8 @@ class MainScreen(Screen[None]):
         return session is not None and session.shell_target is not None
 
     def _default_status(self) -> str:
+        """The status line of a step nothing has happened to yet (a runnable lesson's)."""
         step = self.step
-        if self.blocked is not None:
-            return viewmodel.blocked_status(self.lesson, self.blocked)
         if self.progress.done(step.id):
             return "✓ done. Next (n) moves on."
         if step.is_challenge:
@@ -298,10 +294,9 @@ class MainScreen(Screen[None]):
 
     def start_run(self, lesson_id: str, index: int) -> None:
         self.busy = True
-        self.set_status(f"Running “{find(lesson_id).steps[index].title}” on the engine…")
-        self.query_one(SyscallLog).write(
-            Text(f"── {find(lesson_id).steps[index].title} ──", style="bold")
-        )
+        title = find(lesson_id).steps[index].title
+        self.set_status(f"Running “{title}” on the engine…")
+        self.query_one(SyscallLog).write(Text(f"── {title} ──", style="bold"))
         self.run_worker_step(lesson_id, index)
 
     def _on_event(self, event: Event) -> None:
