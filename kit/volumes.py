@@ -167,6 +167,7 @@ def populate(volume: Volume, rootfs: str, destination: str) -> int:
     if not os.path.isdir(source) or os.path.islink(source):
         return 0
     copied = 0
+    directories: list[tuple[Path, os.stat_result]] = []
     for directory, dirnames, filenames in os.walk(source):
         relative = os.path.relpath(directory, source)
         into = target / relative if relative != "." else target
@@ -176,17 +177,29 @@ def populate(volume: Volume, rootfs: str, destination: str) -> int:
             copy = into / name
             if stat.S_ISDIR(info.st_mode):
                 copy.mkdir()
+                directories.append((copy, info))
             elif stat.S_ISLNK(info.st_mode):
                 os.symlink(os.readlink(origin), copy)
+                _keep_metadata(copy, info)
             elif stat.S_ISREG(info.st_mode):
                 shutil.copyfile(origin, copy, follow_symlinks=False)
+                _keep_metadata(copy, info)
             else:
                 continue
-            os.lchown(copy, info.st_uid, info.st_gid)
-            if not stat.S_ISLNK(info.st_mode):
-                os.chmod(copy, stat.S_IMODE(info.st_mode))
-            os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
             copied += 1
         # os.walk lists symlinks to directories among dirnames but does not enter them.
         dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(directory, d))]
+    # Directories last, deepest first: each entry made in a directory changes its mtime, and
+    # a read-only mode would refuse the entries (to anyone but root).
+    for copy, info in reversed(directories):
+        _keep_metadata(copy, info)
     return copied
+
+
+def _keep_metadata(copy: Path, info: os.stat_result) -> None:
+    """Give ``copy`` the owner, mode and times of the original (a symlink has no mode)."""
+    os.lchown(copy, info.st_uid, info.st_gid)
+    if not stat.S_ISLNK(info.st_mode):
+        # chmod after chown: changing the owner clears the setuid and setgid bits.
+        os.chmod(copy, stat.S_IMODE(info.st_mode))
+    os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)

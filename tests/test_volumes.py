@@ -4,6 +4,8 @@ kind of bad request refused before anything is created."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -149,6 +151,22 @@ def test_empty_volume_gets_the_images_files_unless_nocopy(tmp_path: Path) -> Non
     assert (volumes.get("appdata").mountpoint / "link").is_symlink()
     plain = run(rootfs, "ls -A /srv/app | wc -l", "-v", "bare:/srv/app:nocopy")
     assert plain.stdout.strip() == "0"
+
+
+def test_populate_keeps_directory_times_and_modes(tmp_path: Path) -> None:
+    """A directory's mtime and mode are set after its contents are copied, not before."""
+    app = tmp_path / "rootfs" / "srv" / "app"
+    (app / "sub").mkdir(parents=True)
+    (app / "sub" / "file").write_text("x\n")
+    (app / "sub").chmod(0o555)
+    old = 978307200  # 2001-01-01
+    os.utime(app / "sub", (old, old))
+    copied = volumes.populate(volumes.create("times"), str(tmp_path / "rootfs"), "/srv/app")
+    copy = volumes.get("times").mountpoint / "sub"
+    assert copied == 2
+    assert (copy / "file").read_text() == "x\n"
+    assert copy.stat().st_mtime == old
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o555
 
 
 def test_volume_commands(busybox_rootfs: Path) -> None:
