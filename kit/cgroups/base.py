@@ -86,6 +86,20 @@ def _open_dir(path: str, dir_fd: int | None = None) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
 
 
+def limit_text(value: int) -> str:
+    """A limit as pids.max and v2 files take it: the number, or ``max`` (none) for 0 or less."""
+    return str(value) if value > 0 else "max"
+
+
+def counter(text: str, key: str) -> int:
+    """The value of ``key`` in a flat-keyed cgroup file (``key value`` per line), else 0."""
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == key:
+            return int(words[1])
+    return 0
+
+
 class ContainerCgroup:
     """The container's cgroup, in one tree (v2) or one per controller (v1)."""
 
@@ -222,14 +236,9 @@ class ContainerCgroup:
     def remove(self) -> None:
         """Remove the container's cgroup directories (the shared parents stay)."""
         for d in self.directories:
-            if d.fd < 0:
-                d.close()
-                continue
-            self._remove_one(d)
+            if d.fd >= 0:
+                self._remove_tree(d.parent_fd, d.name, d.host_path, own=True)
             d.close()
-
-    def _remove_one(self, d: Directory) -> None:
-        self._remove_tree(d.parent_fd, d.name, d.host_path, own=True)
 
     def _remove_tree(self, parent_fd: int, name: str, shown: str, *, own: bool = False) -> None:
         """rmdir the cgroup ``name`` and every cgroup below it, deepest first."""
@@ -237,7 +246,7 @@ class ContainerCgroup:
         # engine running inside the container (kit in a lab VM, podman in a lesson) makes
         # cgroups below the container's own: its cgroup namespace shows ours as the root.
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent_fd)
+            fd = _open_dir(name, parent_fd)
         except FileNotFoundError:
             return
         try:

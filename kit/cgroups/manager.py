@@ -80,19 +80,15 @@ def open_cgroup(
     try:
         if limited:
             assert spec.linux.resources is not None
-            cgroup.apply(spec.linux.resources)
-    except KitError as error:
-        cgroup.remove()
-        raise KitError(
-            f"the kernel refused a limit ({', '.join(describe(spec))}): {error.what}",
-            errno=error.errno,
-            cause=error.cause,
-            fix=error.fix,
-        ) from None
-    except BaseException:
-        cgroup.remove()
-        raise
-    try:
+            try:
+                cgroup.apply(spec.linux.resources)
+            except KitError as error:
+                raise KitError(
+                    f"the kernel refused a limit ({', '.join(describe(spec))}): {error.what}",
+                    errno=error.errno,
+                    cause=error.cause,
+                    fix=error.fix,
+                ) from None
         if policy is not None:
             cgroup.restrict_devices(policy)
     except BaseException:

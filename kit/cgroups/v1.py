@@ -17,7 +17,7 @@ the biggest process of the group and counts it in ``memory.oom_control`` (``oom_
 
 from __future__ import annotations
 
-from kit.cgroups.base import ContainerCgroup, Directory
+from kit.cgroups.base import ContainerCgroup, Directory, counter, limit_text
 from kit.cgroups.layout import CONTROLLERS, Layout
 from kit.spec import Resources
 
@@ -74,10 +74,9 @@ class V1Cgroup(ContainerCgroup):
                 memory_dir.write("memory.swappiness", str(memory.swappiness))
         pids_dir = self._holding("pids.max")
         if resources.pids is not None and pids_dir is not None:
-            limit = resources.pids.limit
             pids_dir.write(
                 "pids.max",
-                str(limit) if limit > 0 else "max",
+                limit_text(resources.pids.limit),
                 note="fork fails with EAGAIN beyond this",
             )
         cpu_dir = self._holding("cpu.cfs_quota_us")
@@ -96,13 +95,4 @@ class V1Cgroup(ContainerCgroup):
         memory_dir = self._holding("memory.oom_control")
         if memory_dir is None:
             return 0
-        return _counter(memory_dir.read("memory.oom_control"), "oom_kill")
-
-
-def _counter(text: str, key: str) -> int:
-    """The value of ``key`` in a flat-keyed cgroup file (``key value`` per line)."""
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) == 2 and words[0] == key:
-            return int(words[1])
-    return 0
+        return counter(memory_dir.read("memory.oom_control"), "oom_kill")

@@ -20,7 +20,7 @@ so a container without limits still gets a directory here, with no controller ha
 
 from __future__ import annotations
 
-from kit.cgroups.base import ContainerCgroup, Directory
+from kit.cgroups.base import ContainerCgroup, Directory, counter, limit_text
 from kit.cgroups.layout import CONTROLLERS, Layout
 from kit.linux.kernfs import read_text, write_text
 from kit.spec import Resources
@@ -73,7 +73,7 @@ class V2Cgroup(ContainerCgroup):
         if resources.memory is not None:
             memory = resources.memory
             if memory.limit is not None:
-                d.write("memory.max", _max(memory.limit), note="the memory limit")
+                d.write("memory.max", limit_text(memory.limit), note="the memory limit")
             if memory.swap is not None and d.has("memory.swap.max"):
                 # OCI's swap is memory + swap (as v1's memsw); v2 limits swap alone.
                 unlimited = memory.swap < 0 or memory.limit is None
@@ -82,7 +82,7 @@ class V2Cgroup(ContainerCgroup):
         if resources.pids is not None:
             d.write(
                 "pids.max",
-                _max(resources.pids.limit),
+                limit_text(resources.pids.limit),
                 note="fork fails with EAGAIN beyond this",
             )
         if resources.cpu is not None:
@@ -101,11 +101,7 @@ class V2Cgroup(ContainerCgroup):
         d = self.directory
         if d.fd < 0 or not d.has("memory.events"):
             return 0
-        for line in d.read("memory.events").splitlines():
-            words = line.split()
-            if len(words) == 2 and words[0] == "oom_kill":
-                return int(words[1])
-        return 0
+        return counter(d.read("memory.events"), "oom_kill")
 
     def kill_all(self) -> None:
         d = self.directory
@@ -113,7 +109,3 @@ class V2Cgroup(ContainerCgroup):
             d.write("cgroup.kill", "1", note="kill every process left in the cgroup")
         else:
             super().kill_all()
-
-
-def _max(value: int) -> str:
-    return str(value) if value > 0 else "max"
