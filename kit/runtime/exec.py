@@ -251,20 +251,20 @@ def cgroup_paths(pid: int | str) -> dict[str, str]:
     return out
 
 
-def cgroup_mount(controllers: str, table: list[Any]) -> str | None:
+def cgroup_mount(controllers: str, table: list[mounts.Mount]) -> str | None:
     """Where the hierarchy of a ``/proc/PID/cgroup`` line is mounted (``""``: cgroup v2).
 
     A v1 mount lists its controllers (or ``name=systemd``) among its super options.
     """
     for m in table:
         if controllers == "" and m.fstype == "cgroup2":
-            return str(m.mount_point)
+            return m.mount_point
         if (
             controllers
             and m.fstype == "cgroup"
             and set(controllers.split(",")) <= set(m.super_options)
         ):
-            return str(m.mount_point)
+            return m.mount_point
     return None
 
 
