@@ -61,6 +61,30 @@ def busybox_tree(dest: Path, programs: tuple[str, ...] = ("sh", "ls", "cat", "ec
     return dest
 
 
+def umoci_whiteout_image(layout: Path, src: Path, replacement: Path) -> Path:
+    """With umoci, the image ``LAYOUT:base`` of three layers: the tree ``src`` plus
+    /etc/removed and /opt/{keep/file,top}; a whiteout of /etc/removed; /opt replaced by an
+    opaque directory holding only ``new`` (made here as ``replacement``). CMD /bin/sh."""
+    (src / "etc" / "removed").write_text("gone soon\n")
+    (src / "opt" / "keep").mkdir(parents=True)
+    (src / "opt" / "keep" / "file").write_text("hidden by opaque\n")
+    (src / "opt" / "top").write_text("hidden too\n")
+    replacement.mkdir()
+    (replacement / "new").write_text("only this\n")
+    image = f"{layout}:base"
+    for argv in (
+        ["init", "--layout", str(layout)],
+        ["new", "--image", image],
+        ["insert", "--image", image, str(src), "/"],
+        ["insert", "--image", image, "--whiteout", "/etc/removed"],
+        ["insert", "--image", image, "--opaque", str(replacement), "/opt"],
+        ["config", "--image", image, "--config.cmd", "/bin/sh"],
+    ):
+        done = subprocess.run(["umoci", *argv], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"umoci {' '.join(argv)}: {done.stderr}"
+    return layout
+
+
 def image_from_dirs(
     store: Store,
     dirs: list[Path],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import oci_schemas
 import pytest
-from image_helpers import busybox_tree, describe_tree, kit, merged_tree
+from image_helpers import busybox_tree, describe_tree, kit, merged_tree, umoci_whiteout_image
 
 from kit.image.documents import REF_NAME
 from kit.image.image import resolve
@@ -117,22 +117,8 @@ def test_schemas_catch_a_broken_document() -> None:
 @pytest.fixture
 def umoci_image(tmp_path: Path) -> Path:
     """An image made by umoci: a base layer, a whiteout layer, an opaque layer."""
-    layout = tmp_path / "umoci-layout"
-    run("umoci", "init", "--layout", str(layout))
-    run("umoci", "new", "--image", f"{layout}:base")
     src = busybox_tree(tmp_path / "src", ("sh", "ls", "cat"))
-    (src / "etc" / "removed").write_text("gone soon\n")
-    (src / "opt" / "keep").mkdir(parents=True)
-    (src / "opt" / "keep" / "file").write_text("hidden by opaque\n")
-    (src / "opt" / "top").write_text("hidden too\n")
-    run("umoci", "insert", "--image", f"{layout}:base", str(src), "/")
-    run("umoci", "insert", "--image", f"{layout}:base", "--whiteout", "/etc/removed")
-    replacement = tmp_path / "opt2"
-    replacement.mkdir()
-    (replacement / "new").write_text("only this\n")
-    run("umoci", "insert", "--image", f"{layout}:base", "--opaque", str(replacement), "/opt")
-    run("umoci", "config", "--image", f"{layout}:base", "--config.cmd", "/bin/sh")
-    return layout
+    return umoci_whiteout_image(tmp_path / "umoci-layout", src, tmp_path / "opt2")
 
 
 def test_kit_runs_umoci_images_like_umoci_unpacks_them(

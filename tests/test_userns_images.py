@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from helpers import kit_command
+from image_helpers import umoci_whiteout_image
 from lifecycle_helpers import wait_for
 from registry_fixture import Registry, start_registry
 from unprivileged import NOBODY, Unprivileged, unprivileged_area, with_subordinate_ids
@@ -106,27 +107,15 @@ def umoci_image(area: Unprivileged) -> Path:
     uid-1000 file and a read-only directory, a whiteout layer, an opaque-directory layer."""
     work = area.base / "umoci"
     layout = work / "layout"
-    run("umoci", "init", "--layout", str(layout))
-    run("umoci", "new", "--image", f"{layout}:base")
     src = work / "src"
     _busybox_tree(src)
-    (src / "etc" / "removed").write_text("gone soon\n")
     (src / "etc" / "rootfile").write_text("root's\n")
     (src / "etc" / "userfile").write_text("user 1000's\n")
     os.chown(src / "etc" / "userfile", 1000, 1000)
-    (src / "opt" / "keep").mkdir(parents=True)
-    (src / "opt" / "keep" / "file").write_text("hidden by opaque\n")
-    (src / "opt" / "top").write_text("hidden too\n")
     (src / "ro").mkdir()
     (src / "ro" / "inside").write_text("in a 0555 directory\n")
     (src / "ro").chmod(0o555)
-    run("umoci", "insert", "--image", f"{layout}:base", str(src), "/")
-    run("umoci", "insert", "--image", f"{layout}:base", "--whiteout", "/etc/removed")
-    replacement = work / "opt2"
-    replacement.mkdir()
-    (replacement / "new").write_text("only this\n")
-    run("umoci", "insert", "--image", f"{layout}:base", "--opaque", str(replacement), "/opt")
-    run("umoci", "config", "--image", f"{layout}:base", "--config.cmd", "/bin/sh")
+    umoci_whiteout_image(layout, src, work / "opt2")
     run("umoci", "unpack", "--image", f"{layout}:base", str(work / "bundle"))
     archive = area.base / "umoci.tar"
     run("tar", "-C", str(layout), "-cf", str(archive), ".")
