@@ -39,8 +39,12 @@ class Image:
     names: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, store: Store, desc: Descriptor, *, verify: bool = True) -> Image:
-        """Read and check an image's manifest and config (digests verified on read)."""
+    def load(cls, store: Store, desc: Descriptor, *, find_names: bool = True) -> Image:
+        """Read and check an image's manifest and config (digests verified on read).
+
+        ``find_names``: also read the index for the tags that name it (``names``); callers
+        going through every tag already know them.
+        """
         manifest = store.manifest(desc)
         config = store.config(manifest.config)
         diff_ids = config.diff_ids
@@ -51,7 +55,9 @@ class Image:
                 fix="rebuild or re-fetch the image",
             )
         names = (
-            [name for name, d in store.tags().items() if d.digest == desc.digest] if verify else []
+            [name for name, d in store.tags().items() if d.digest == desc.digest]
+            if find_names
+            else []
         )
         return cls(store, desc, manifest, config, manifest.config, chain_ids(diff_ids), names)
 
@@ -160,7 +166,7 @@ def resolve(store: Store, text: str) -> Image:
     if len(wanted) >= 4 and all(c in "0123456789abcdef" for c in wanted):
         found: dict[str, Descriptor] = {}
         for desc in tags.values():
-            image = Image.load(store, desc, verify=False)
+            image = Image.load(store, desc, find_names=False)
             for digest in (image.id, desc.digest):
                 if digest.removeprefix("sha256:").startswith(wanted):
                     found[desc.digest] = desc
@@ -184,7 +190,7 @@ def list_images(store: Store) -> list[Image]:
         if desc.digest in seen:
             seen[desc.digest].names.append(name)
             continue
-        image = Image.load(store, desc, verify=False)
+        image = Image.load(store, desc, find_names=False)
         image.names = [name]
         seen[desc.digest] = image
     return list(seen.values())

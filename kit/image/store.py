@@ -384,7 +384,7 @@ class Store:
         keep_layers: set[str] = set(in_use or ())
         with self.lock():
             for desc in self.index().manifests:
-                image = Image.load(self, desc, verify=False)
+                image = Image.load(self, desc, find_names=False)
                 keep_blobs |= {desc.digest, image.manifest.config.digest}
                 keep_blobs |= {layer.digest for layer in image.manifest.layers}
                 keep_layers |= set(image.chain_ids)
