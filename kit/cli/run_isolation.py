@@ -120,12 +120,10 @@ def apply_user_namespace(args: argparse.Namespace, spec: Spec) -> None:
     if args.uidmap or args.gidmap:
         uids = [parse_idmap(t, "--uidmap") for t in args.uidmap]
         gids = [parse_idmap(t, "--gidmap") for t in args.gidmap]
-        spec.linux.uid_mappings = uids or [
-            IdMapping(m.container_id, m.host_id, m.size) for m in gids
-        ]
-        spec.linux.gid_mappings = gids or [
-            IdMapping(m.container_id, m.host_id, m.size) for m in uids
-        ]
+        # One flag given: the other map is a copy (separate objects, so that adapting one
+        # map never changes the other).
+        spec.linux.uid_mappings = uids or _copy(gids)
+        spec.linux.gid_mappings = gids or _copy(uids)
     userns.enable(spec)
     userns.check_mappings(spec)
     uid = spec.process.user.uid
