@@ -13,7 +13,6 @@ import sys
 import time
 from typing import TextIO
 
-from kit.errors import KitError
 from kit.runtime import state
 from kit.runtime.launcher import ContainerProcess, ExitStatus, Pause
 from kit.runtime.pipeline import stage_names
@@ -246,6 +245,3 @@ class ForegroundRun:
         if answer == "":
             return False  # end of input: nobody is there to continue
         return answer.strip().lower() not in ("q", "quit", "a", "abort")
-
-
-__all__ = ["ForegroundRun", "KitError"]
