@@ -34,7 +34,7 @@ from kit.image import media
 from kit.image import reference as references
 from kit.image.digest import hex_of
 from kit.image.documents import REF_NAME, Descriptor, Index, Manifest, canonical, parse_json
-from kit.image.image import Image, Progress, default_platform
+from kit.image.image import Image, Progress, select_platform
 from kit.image.store import LAYOUT_VERSION, Store
 
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -247,29 +247,6 @@ class _Prefixed(io.RawIOBase):
                 return data + self.rest.read()
             return data + (self.rest.read(n - len(data)) if n > len(data) else b"")
         return self.rest.read(n)
-
-
-def select_platform(index: Index, *, what: str, wanted: dict[str, str] | None = None) -> Descriptor:
-    """The manifest of an index for this machine's platform (or ``wanted``)."""
-    want = wanted or default_platform()
-    candidates = [d for d in index.manifests if d.media_type in media.MANIFESTS]
-    for desc in candidates:
-        plat = desc.platform or {}
-        if plat.get("os") == want["os"] and plat.get("architecture") == want["architecture"]:
-            if "variant" in want and plat.get("variant") not in (None, want["variant"]):
-                continue
-            return desc
-    if len(candidates) == 1 and not candidates[0].platform:
-        return candidates[0]
-    offered = ", ".join(
-        f"{(d.platform or {}).get('os')}/{(d.platform or {}).get('architecture')}"
-        for d in candidates
-    )
-    raise KitError(
-        f"{what} has no image for {want['os']}/{want['architecture']}",
-        cause=f"it offers: {offered or 'nothing'}",
-        fix="choose another platform with --platform OS/ARCH, or another image",
-    )
 
 
 # --- save ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from kit.errors import KitError
 from kit.image import media
 from kit.image import reference as references
 from kit.image.digest import chain_ids
-from kit.image.documents import Descriptor, ImageConfig, Manifest
+from kit.image.documents import Descriptor, ImageConfig, Index, Manifest
 from kit.image.store import Store
 
 #: Progress callback: (what, done, total) — e.g. ("unpack sha256:ab12", 3, 7).
@@ -121,6 +121,29 @@ def default_platform() -> dict[str, str]:
     if arch == "arm64":
         out["variant"] = "v8"
     return out
+
+
+def select_platform(index: Index, *, what: str, wanted: dict[str, str] | None = None) -> Descriptor:
+    """The manifest of an index for this machine's platform (or ``wanted``)."""
+    want = wanted or default_platform()
+    candidates = [d for d in index.manifests if d.media_type in media.MANIFESTS]
+    for desc in candidates:
+        plat = desc.platform or {}
+        if plat.get("os") == want["os"] and plat.get("architecture") == want["architecture"]:
+            if "variant" in want and plat.get("variant") not in (None, want["variant"]):
+                continue
+            return desc
+    if len(candidates) == 1 and not candidates[0].platform:
+        return candidates[0]
+    offered = ", ".join(
+        f"{(d.platform or {}).get('os')}/{(d.platform or {}).get('architecture')}"
+        for d in candidates
+    )
+    raise KitError(
+        f"{what} has no image for {want['os']}/{want['architecture']}",
+        cause=f"it offers: {offered or 'nothing'}",
+        fix="choose another platform with --platform OS/ARCH, or another image",
+    )
 
 
 def new_config(base: dict[str, Any] | None = None) -> dict[str, Any]:

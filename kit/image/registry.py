@@ -31,10 +31,9 @@ from typing import Any, BinaryIO
 from kit.errors import KitError
 from kit.image import media
 from kit.image import reference as references
-from kit.image.archive import select_platform
 from kit.image.digest import sha256_bytes
 from kit.image.documents import Descriptor, Index, Manifest
-from kit.image.image import Image, Progress
+from kit.image.image import Image, Progress, select_platform
 from kit.image.store import Store
 
 #: Hosts spoken to over plain HTTP (like Docker, loopback registries need no TLS).
