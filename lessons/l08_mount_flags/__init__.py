@@ -68,21 +68,20 @@ def _kept(script: str) -> list[str]:
             "exec sleep infinity"]  # fmt: skip
 
 
-def _results(ctx: StepContext, name: str) -> str:
-    """What the kept container recorded (waiting briefly for it to finish writing)."""
-    pid = ctx.pid(name)
-    for _ in range(250):
-        if pid is not None:
-            text = kernel.read_text(f"/proc/{pid}/root{RESULTS}")
-            if text is not None:
-                return text
-        time.sleep(0.02)
-    return ""
-
-
 def _recorded(ctx: StepContext, name: str) -> str | None:
+    """What the kept container recorded in RESULTS, if it has finished writing it."""
     pid = ctx.pid(name)
     return None if pid is None else kernel.read_text(f"/proc/{pid}/root{RESULTS}")
+
+
+def _results(ctx: StepContext, name: str) -> str:
+    """What the kept container recorded (waiting up to 5 s for it to finish writing)."""
+    for _ in range(250):
+        text = _recorded(ctx, name)
+        if text is not None:
+            return text
+        time.sleep(0.02)
+    return ""
 
 
 def _mounts_at(pid: int, points: tuple[str, ...]) -> list[mounts.Mount]:
