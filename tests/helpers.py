@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kit import mounts
+
 
 def kit_command(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run ``python -m kit ARGS`` (the real CLI, in its own process) and capture its output."""
@@ -42,6 +44,25 @@ def check_golden(name: str, lines: list[str]) -> None:
     if os.environ.get("KIT_UPDATE_GOLDEN"):
         path.write_text(text)
     assert text == path.read_text(), f"{name} changed; see the diff above"
+
+
+def host_mount_keys() -> set[tuple[str, str, str, str]]:
+    """The host's mounts now, as keys to compare with a later :func:`new_mounts_naming`."""
+    return {m.key for m in mounts.read()}
+
+
+def new_mounts_naming(before: set[tuple[str, str, str, str]], *paths: Path) -> list[str]:
+    """Host mounts that appeared since ``before`` (:func:`host_mount_keys`) and name one of
+    ``paths`` (in their mount point, root, source or options: an image's overlay names its
+    layers). Other sessions on this machine mount and unmount their own things meanwhile;
+    only this test's count."""
+    names = [str(path) for path in paths]
+    found = []
+    for m in mounts.read():
+        text = " ".join((m.mount_point, m.root, m.source, *m.super_options))
+        if m.key not in before and any(name in text for name in names):
+            found.append(m.mount_point)
+    return found
 
 
 #: The lines of /proc/PID/status that say who a process is and what it may do: the state a

@@ -19,9 +19,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import host_mount_keys, new_mounts_naming
 from lifecycle_helpers import busybox_image, find_record, kit, remove_all, stopped, wait_for
-
-from kit import mounts
 
 pytestmark = pytest.mark.usefixtures("kit_root", "containers")
 
@@ -42,23 +41,6 @@ def export(name: str) -> tarfile.TarFile:
         [sys.executable, "-m", "kit", "export", name], capture_output=True, check=True
     ).stdout
     return tarfile.open(fileobj=io.BytesIO(data))
-
-
-def host_mount_keys() -> set[tuple[str, str, str, str]]:
-    return {m.key for m in mounts.read()}
-
-
-def new_mounts_naming(before: set[tuple[str, str, str, str]], *paths: Path) -> list[str]:
-    """Host mounts that appeared since ``before`` and name one of ``paths`` (in their mount
-    point, root, source or options: an image's overlay names its layers). Other sessions on
-    this machine mount and unmount their own things meanwhile; only this test's count."""
-    names = [str(path) for path in paths]
-    found = []
-    for m in mounts.read():
-        text = " ".join((m.mount_point, m.root, m.source, *m.super_options))
-        if m.key not in before and any(name in text for name in names):
-            found.append(m.mount_point)
-    return found
 
 
 # --- export -------------------------------------------------------------------------------------

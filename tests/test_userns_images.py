@@ -25,13 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import kit_command
+from helpers import host_mount_keys, kit_command, new_mounts_naming
 from image_helpers import umoci_whiteout_image
 from lifecycle_helpers import wait_for
 from registry_fixture import Registry, start_registry
 from unprivileged import NOBODY, Unprivileged, unprivileged_area, with_subordinate_ids
 
-from kit import mounts
 from kit.image.image import resolve
 from kit.image.store import Store
 from kit.runtime.defaults import default_spec
@@ -701,18 +700,6 @@ def exported(argv: list[str], **options: object) -> dict[str, tuple[object, ...]
     return tree
 
 
-def new_mounts_naming(before: set[tuple[str, str, str, str]], *paths: Path) -> list[str]:
-    """Host mounts that appeared since ``before`` and name one of ``paths`` (mount point,
-    root, source or options: an overlay names its layers)."""
-    names = [str(path) for path in paths]
-    found = []
-    for m in mounts.read():
-        text = " ".join((m.mount_point, m.root, m.source, *m.super_options))
-        if m.key not in before and any(name in text for name in names):
-            found.append(m.mount_point)
-    return found
-
-
 def upper_of(run_root: Path, name: str) -> Path:
     """The writable layer of the container ``name`` under a run root."""
     for path in (run_root / "containers").glob("*/state.json"):
@@ -741,7 +728,7 @@ def test_rootless_export_matches_root_running_and_stopped(
         user_upper = upper_of(user.runtime_dir / "kit", "live")
         root_upper = upper_of(kit_root / "run", "live")
         wait_for(lambda: (user_upper / "ready").exists() and (root_upper / "ready").exists())
-        before = {m.key for m in mounts.read()}
+        before = host_mount_keys()
         rootless_running = exported(user.command("export", "live"), cwd="/")
         root_running = exported([*KIT, "export", "live"])
         for kill in (user.kit("kill", "live"), kit_command("kill", "live")):
@@ -782,7 +769,7 @@ def test_rootless_cp_in_and_out_of_a_stopped_image_container(
     note = outside / "note"
     note.write_text("from the host\n")
     os.chown(outside, NOBODY, NOBODY)
-    before = {m.key for m in mounts.read()}
+    before = host_mount_keys()
     try:
         # In: a new file, and one over an image file (copied up into the user's layer).
         for dest in ("idle:/srv-note", "idle:/etc/rootfile"):
