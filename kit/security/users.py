@@ -113,7 +113,12 @@ def read_account_file(path: str) -> str:
     except FileNotFoundError:
         return ""
     except OSError as exc:
-        raise KitError(f"cannot open {path} in the container", errno=exc.errno) from None
+        raise KitError(
+            f"cannot open {path} in the container",
+            errno=exc.errno,
+            cause="user and group names are looked up in it",
+            fix="use numeric ids (--user UID:GID), or fix the file in the image",
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
