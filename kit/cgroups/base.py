@@ -18,6 +18,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kit.cgroups.device_rules import DevicePolicy
@@ -237,44 +238,61 @@ class ContainerCgroup:
         """Remove the container's cgroup directories (the shared parents stay)."""
         for d in self.directories:
             if d.fd >= 0:
-                self._remove_tree(d.parent_fd, d.name, d.host_path, own=True)
+                remove_tree(d.parent_fd, d.name, d.host_path, kill=self.kill_all)
             d.close()
-
-    def _remove_tree(self, parent_fd: int, name: str, shown: str, *, own: bool = False) -> None:
-        """rmdir the cgroup ``name`` and every cgroup below it, deepest first."""
-        # rmdir(2) of a cgroup that still has child cgroups fails with EBUSY. A container
-        # engine running inside the container (kit in a lab VM, podman in a lesson) makes
-        # cgroups below the container's own: its cgroup namespace shows ours as the root.
-        try:
-            fd = _open_dir(name, parent_fd)
-        except FileNotFoundError:
-            return
-        try:
-            for entry in os.scandir(fd):
-                if entry.is_dir(follow_symlinks=False):
-                    self._remove_tree(fd, entry.name, f"{shown}/{entry.name}")
-            # A cgroup can be removed only when no process is in it. The last member leaves
-            # when it is reaped, and the kernel may need a moment to notice: retry briefly.
-            for attempt in range(100):
-                try:
-                    remove_dir(name, dir_fd=parent_fd, shown=shown)
-                    return
-                except KitError as error:
-                    if error.errno == errno.ENOENT:
-                        return
-                    if error.errno != errno.EBUSY or attempt == 99:
-                        raise
-                if own:
-                    self.kill_all()
-                else:
-                    _kill_members(fd)
-                time.sleep(0.01)
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         for d in self.directories:
             d.close()
+
+
+#: rmdir attempts, 10 ms apart, before a cgroup that stays busy is reported.
+_REMOVE_ATTEMPTS = 200
+
+
+def remove_tree(
+    parent_fd: int, name: str, shown: str, *, kill: Callable[[], None] | None = None
+) -> None:
+    """rmdir the cgroup ``name`` (in the directory open as ``parent_fd``) and every cgroup
+    below it, deepest first. ``kill`` ends the processes still inside (default: SIGKILL to
+    each PID in its ``cgroup.procs``). Used by the init parent for its container, and from
+    the host side by ``kit rm -f`` and ``kit doctor --leaks``."""
+    # rmdir(2) of a cgroup that still has child cgroups fails with EBUSY. A container
+    # engine running inside the container (kit in a lab VM, podman in a lesson) makes
+    # cgroups below the container's own: its cgroup namespace shows ours as the root.
+    try:
+        fd = _open_dir(name, parent_fd)
+    except FileNotFoundError:
+        return
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                remove_tree(fd, entry.name, f"{shown}/{entry.name}")
+        # A cgroup can be removed only when no process is in it. The last member leaves
+        # when it is reaped, and the kernel may need a moment to notice: retry briefly.
+        for attempt in range(_REMOVE_ATTEMPTS):
+            try:
+                remove_dir(name, dir_fd=parent_fd, shown=shown)
+                return
+            except KitError as error:
+                if error.errno == errno.ENOENT:
+                    return
+                if error.errno != errno.EBUSY:
+                    raise
+                if attempt == _REMOVE_ATTEMPTS - 1:
+                    raise KitError(
+                        f"cannot remove the cgroup {shown}",
+                        errno=error.errno,
+                        cause="processes or child cgroups are still in it",
+                        fix=f"check with `cat {shown}/cgroup.procs` and `ls {shown}`",
+                    ) from None
+            if kill is not None:
+                kill()
+            else:
+                _kill_members(fd)
+            time.sleep(0.01)
+    finally:
+        os.close(fd)
 
 
 def _kill_members(cgroup_fd: int) -> None:

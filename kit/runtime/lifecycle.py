@@ -16,11 +16,9 @@ SIGKILL, after the grace period. SIGKILL always works from outside the namespace
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import signal
-import time
 
 from kit.errors import KitError
 from kit.runtime import state
@@ -201,38 +199,19 @@ def container_cgroups(container_id: str) -> list[str]:
 
 
 def remove_cgroup_dir(path: str) -> None:
-    """Kill what is left in a cgroup directory, then rmdir it (retrying while it empties).
+    """Kill what is left in a cgroup directory and rmdir it, child cgroups first (see
+    :func:`kit.cgroups.base.remove_tree`)."""
+    from kit.cgroups.base import remove_tree
 
-    Child cgroups go first, deepest first (rmdir of a cgroup with children is EBUSY): a
-    container engine running inside the container makes them below the container's own.
-    """
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                remove_cgroup_dir(entry.path)
-    for attempt in range(200):
-        try:
-            with open(os.path.join(path, "cgroup.procs")) as procs:
-                pids = [int(p) for p in procs.read().split()]
-        except FileNotFoundError:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as error:
-            if error.errno != errno.EBUSY or attempt == 199:
-                raise KitError(
-                    f"cannot remove the cgroup {path}",
-                    errno=error.errno,
-                    cause="processes or child cgroups are still in it",
-                    fix=f"check with `cat {path}/cgroup.procs` and `ls {path}`",
-                ) from None
-        time.sleep(0.01)
+    parent, name = os.path.split(path.rstrip("/"))
+    try:
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        remove_tree(parent_fd, name, path)
+    finally:
+        os.close(parent_fd)
 
 
 def remove_cgroups(container_id: str) -> None:
