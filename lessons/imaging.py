@@ -67,6 +67,11 @@ def build(ctx: StepContext) -> tuple[Image, str]:
     return result.image, log.getvalue()
 
 
+def ready_image(ctx: StepContext) -> Image:
+    """The lesson's image, built now if the lesson's store does not hold it yet."""
+    return image(ctx) or build(ctx)[0]
+
+
 def layer_dir(ctx: StepContext, name: str) -> Path:
     """The writable layer of the lesson's container ``name``."""
     return ctx.workspace / "containers" / name

@@ -81,7 +81,7 @@ def check_build(ctx: StepContext) -> Verdict:
 
 
 def two(ctx: StepContext) -> None:
-    demo = imaging.image(ctx) or imaging.build(ctx)[0]
+    demo = imaging.ready_image(ctx)
     for name in (ONE, TWO):
         imaging.start(ctx, name, demo)
         ctx.output_of(name, f"echo {name} > /srv/whoami")

@@ -34,15 +34,11 @@ def _volume_mount(ctx: StepContext) -> Mount:
     return Mount("/data", "bind", str(volume), ["rbind", "rw"])
 
 
-def _demo(ctx: StepContext):  # type: ignore[no-untyped-def]
-    return imaging.image(ctx) or imaging.build(ctx)[0]
-
-
 # --- 1. a container writes ----------------------------------------------------------------------
 
 
 def changes(ctx: StepContext) -> None:
-    demo = _demo(ctx)
+    demo = imaging.ready_image(ctx)
     imaging.start(ctx, BOX, demo, mounts=[_volume_mount(ctx)])
     ctx.output_of(BOX, "echo 'written in the container' > /etc/note")
     ctx.output_of(BOX, "echo 'written in the volume' > /data/note")
@@ -73,7 +69,7 @@ def remove(ctx: StepContext) -> None:
         changes(ctx)
     layer = imaging.layer_dir(ctx, BOX)
     imaging.remove(ctx, BOX)
-    demo = _demo(ctx)
+    demo = imaging.ready_image(ctx)
     ctx.show(
         Facts(
             "after removing the container",
@@ -103,7 +99,7 @@ def check_remove(ctx: StepContext) -> Verdict:
 
 
 def fresh(ctx: StepContext) -> None:
-    demo = _demo(ctx)
+    demo = imaging.ready_image(ctx)
     imaging.start(ctx, AGAIN, demo, mounts=[_volume_mount(ctx)])
     said = ctx.exec(AGAIN, "cat /etc/note; cat /data/note")
     ctx.show(Output("cat /etc/note; cat /data/note", said.stdout + said.stderr))
@@ -124,7 +120,7 @@ def check_fresh(ctx: StepContext) -> Verdict:
 
 
 def hidden(ctx: StepContext) -> None:
-    demo = _demo(ctx)
+    demo = imaging.ready_image(ctx)
     tmpfs = Mount("/srv", "tmpfs", "tmpfs", ["nosuid", "nodev", "size=1m"])
     imaging.start(ctx, COVERED, demo, mounts=[tmpfs])
     ctx.show(Output("ls -a /srv in the container", ctx.output_of(COVERED, "ls -a /srv")))

@@ -39,7 +39,7 @@ def _box(ctx: StepContext) -> int:
     """The container, started from the lesson's image if it is not running."""
     pid = ctx.pid(BOX)
     if pid is None:
-        demo = imaging.image(ctx) or imaging.build(ctx)[0]
+        demo = imaging.ready_image(ctx)
         imaging.start(ctx, BOX, demo)
         pid = ctx.pid(BOX)
     assert pid is not None
