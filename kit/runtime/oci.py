@@ -11,7 +11,7 @@ runc is the usual one, and kit speaks enough of the same language to stand in fo
                                      kit state ID / kill ID SIG / delete ID  then runs
 
 Every field of config.json is either honoured, or *reported*: :func:`check_spec` decides
-field by field (:data:`POLICY`) whether kit refuses the bundle (the field would change what
+field by field whether kit refuses the bundle (the field would change what
 the container is allowed to do, and kit cannot apply it), warns (it changes nothing kit's
 isolation depends on), or adapts it (it is done kit's way; the warning says how).
 """
@@ -30,6 +30,8 @@ from kit.runtime import lifecycle, state
 from kit.runtime.state import ContainerState
 
 if TYPE_CHECKING:
+    import socket
+
     # Imported where a spec is read or made: kit start, kill and delete never need kit.spec,
     # whose dataclasses take about 5 ms to create.
     from kit.spec import Spec
@@ -376,13 +378,10 @@ class Creation:
                     break
                 container.resume()
             status = container.wait()
-        except BaseException:
-            container.close()
-            raise
         finally:
             if sock is not None:
                 sock.close()
-        container.close()
+            container.close()
         created = any(e.kind == "process" and e.name == "created" for e in container.events)
         if status.error is not None or not created or container.host_pid is None:
             raise status.error or KitError(
@@ -510,7 +509,8 @@ def _check_id(container_id: str) -> None:
         )
 
 
-def connect_console_socket(path: str):  # type: ignore[no-untyped-def]
+def connect_console_socket(path: str) -> socket.socket:
+    """A connection to the engine's console socket (the terminal's master goes there)."""
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
