@@ -1,4 +1,4 @@
-"""Images and image containers for lessons 6 and 7, kept inside the lesson's scratch directory.
+"""Images and image containers for lessons 6, 7 and 11, kept inside the lesson's scratch directory.
 
 A lesson must leave nothing behind after *Reset*, so it does not use the learner's own image
 store: it keeps a store of its own under its workspace (``<workspace>/kit``), builds a small
