@@ -87,6 +87,22 @@ def alive(pid: int) -> bool:
     return process_start_time(pid) is not None
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid``, words joined by spaces ("" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def parent_pid(pid: int) -> int:
+    """The parent of ``pid``, from /proc/PID/stat (split after the last ")": the command
+    name in parentheses may itself hold spaces and parentheses)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def ns_ids(pid: int | str) -> dict[str, int]:
     from kit.linux.namespaces import namespace_ids
 

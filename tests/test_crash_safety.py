@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import kit_popen
-from lifecycle_helpers import alive, busybox_image, kit, remove_all, wait_for
+from lifecycle_helpers import alive, busybox_image, cmdline, kit, parent_pid, remove_all, wait_for
 
 from kit import mounts
 from kit.runtime import pipeline
@@ -246,7 +246,7 @@ def test_kill_a_build_during_a_run_step(
                 int(p)
                 for p in os.listdir("/proc")
                 if p.isdigit()
-                and _cmdline(int(p)) == "sleep 1000"
+                and cmdline(int(p)) == "sleep 1000"
                 and _environ_has(int(p), "KIT_") is False
                 and _descends_from(int(p), process.pid)
             ),
@@ -266,14 +266,6 @@ def test_kill_a_build_during_a_run_step(
     assert leaks()[0] == 0
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
-
-
 def _environ_has(pid: int, text: str) -> bool | None:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
@@ -287,8 +279,7 @@ def _descends_from(pid: int, ancestor: int) -> bool:
         if pid == ancestor:
             return True
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+            pid = parent_pid(pid)
         except OSError:
             return False
     return False

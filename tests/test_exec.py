@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers import status_fields
-from lifecycle_helpers import find_record, kit, ns_ids, remove_all, wait_for
+from lifecycle_helpers import cmdline, find_record, kit, ns_ids, parent_pid, remove_all, wait_for
 
 pytestmark = pytest.mark.usefixtures("kit_root", "containers")
 
@@ -167,10 +167,10 @@ def test_the_joiner_is_non_dumpable_and_outside_the_pid_namespace(busybox_rootfs
     try:
         assert process.stdout is not None and process.stdout.readline() == "ready\n"
         program = wait_for(
-            lambda: next((p for p in _members(data["pid"]) if _cmdline(p) == "sleep 999"), None),
+            lambda: next((p for p in _members(data["pid"]) if cmdline(p) == "sleep 999"), None),
             what="the exec'd program",
         )
-        joiner = _ppid(program)
+        joiner = parent_pid(program)
         # The joiner (kit's Python) never enters the container's PID namespace: no /proc
         # entry of the container names it, so /proc/<pid>/exe cannot lead to it.
         assert ns_ids(joiner)["pid"] == ns_ids("self")["pid"] != ns_ids(data["pid"])["pid"]
@@ -193,19 +193,6 @@ def _members(pid: int) -> list[int]:
     from kit.runtime.processes import namespace_members
 
     return namespace_members(pid)
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
 def test_exec_exit_codes_and_errors(busybox_rootfs: Path) -> None:

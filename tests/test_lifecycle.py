@@ -22,6 +22,7 @@ from lifecycle_helpers import (
     find_record,
     inspect,
     kit,
+    parent_pid,
     remove_all,
     stopped,
     wait_for,
@@ -42,11 +43,6 @@ def run_d(rootfs: Path, *command: str, options: tuple[str, ...] = ()) -> str:
     return out
 
 
-def _ppid(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
 # --- run -d and the monitor ---------------------------------------------------------------------
 
 
@@ -57,7 +53,7 @@ def test_detached_container_outlives_the_cli(busybox_rootfs: Path, kit_root: Pat
     pid, monitor = data["pid"], data["owner_pid"]
     # The CLI has exited; the container runs, kept by a monitor that is nobody's child here.
     assert alive(pid) and alive(monitor)
-    assert _ppid(monitor) != os.getpid()
+    assert parent_pid(monitor) != os.getpid()
     with open(f"/proc/{monitor}/comm") as f:
         assert f.read().strip() == "kit-monitor"
     # The monitor is in another session (stat field 6), without a terminal (field 7: tty_nr),
