@@ -25,20 +25,15 @@ import signal
 from kit.linux.flags import CLONE
 from kit.linux.syscall import libc, syscall_number, traced
 
-#: clone's syscall number; its argument order (flags, stack, parent_tid, child_tid, tls) is
-#: the same on x86_64 and aarch64.
-_CLONE_NUMBERS = {"x86_64": 56, "aarch64": 220}
-
 
 def _raw_clone(flags: int) -> int:
-    number = _CLONE_NUMBERS.get(os.uname().machine)
-    if number is None:
-        syscall_number("clone")  # raises the "unknown architecture" KitError
+    number = syscall_number("clone")
     ctypes.pythonapi.PyOS_BeforeFork()
     pid = libc.syscall(
-        ctypes.c_long(number),  # type: ignore[arg-type]
+        ctypes.c_long(number),
         ctypes.c_ulong(flags | signal.SIGCHLD),  # SIGCHLD: the parent is told when it exits
         None,  # no new stack: the child continues on a copy of ours, like fork()
+        # parent_tid, child_tid, tls: unused (their order differs between architectures)
         None,
         None,
         ctypes.c_ulong(0),

@@ -12,24 +12,22 @@ import ctypes
 import errno as E
 
 from kit.linux.explain import EXPLANATIONS
+from kit.linux.flags import FlagSet
 from kit.linux.syscall import raw_syscall, traced
 
 SECCOMP_SET_MODE_FILTER = 1
 
-_FLAG_NAMES = (
-    (1, "SECCOMP_FILTER_FLAG_TSYNC"),
-    (2, "SECCOMP_FILTER_FLAG_LOG"),
-    (4, "SECCOMP_FILTER_FLAG_SPEC_ALLOW"),
+FILTER_FLAGS = FlagSet(
+    (
+        ("SECCOMP_FILTER_FLAG_TSYNC", 1),
+        ("SECCOMP_FILTER_FLAG_LOG", 2),
+        ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", 4),
+    )
 )
 
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def _render_flags(flags: int) -> str:
-    names = [name for bit, name in _FLAG_NAMES if flags & bit]
-    return "|".join(names) or "0"
 
 
 def set_mode_filter(program: bytes, flags: int = 0, *, note: str | None = None) -> None:
@@ -39,7 +37,7 @@ def set_mode_filter(program: bytes, flags: int = 0, *, note: str | None = None) 
     fprog = _SockFprog(count, ctypes.cast(buffer, ctypes.c_void_p))
     traced(
         "seccomp",
-        ["SECCOMP_SET_MODE_FILTER", _render_flags(flags), f"{{len={count}, filter=...}}"],
+        ["SECCOMP_SET_MODE_FILTER", FILTER_FLAGS.render(flags), f"{{len={count}, filter=...}}"],
         lambda: raw_syscall(
             "seccomp",
             ctypes.c_uint(SECCOMP_SET_MODE_FILTER),

@@ -23,13 +23,15 @@ T = TypeVar("T")
 # the library up (ctypes.util.find_library runs external programs and costs milliseconds).
 libc = ctypes.CDLL(None, use_errno=True)
 
-# Syscall numbers for calls glibc 2.36 has no wrapper for. They differ per architecture.
+# Syscall numbers for calls glibc 2.36 has no wrapper for (or whose wrapper does more than
+# the call, like clone's). They differ per architecture.
 # (kit/security/syscall_tables.py has every call, generated from the kernel headers for
 # seccomp; this short list keeps that big table out of every container start (importing it
 # costs ~0.3 ms, which the cache of compiled seccomp filters otherwise spares a start), and
 # tests/test_seccomp.py checks that the two agree.)
 _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     "x86_64": {
+        "clone": 56,
         "pivot_root": 155,
         "close_range": 436,
         "openat2": 437,
@@ -50,6 +52,7 @@ _SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
         "bpf": 321,
     },
     "aarch64": {
+        "clone": 220,
         "pivot_root": 41,
         "close_range": 436,
         "openat2": 437,
