@@ -184,6 +184,22 @@ def test_sources_outside_the_context(kit_root: Path, tmp_path: Path, base: str) 
         _build(context)
 
 
+def test_copy_never_writes_through_a_link_an_earlier_source_made(
+    kit_root: Path, tmp_path: Path, base: str
+) -> None:
+    """COPY a b /d/, where a/x links to a host directory: b/x/file must not land there."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    context = _context(tmp_path, f"FROM {base}\nCOPY a b /d/\n")
+    (context / "a").mkdir()
+    (context / "a" / "x").symlink_to(victim)
+    (context / "b" / "x").mkdir(parents=True)
+    (context / "b" / "x" / "file").write_text("not for the host\n")
+    with pytest.raises(KitError, match=r"Kitfile:2: COPY would write through /d/x, a symlink"):
+        _build(context)
+    assert list(victim.iterdir()) == []
+
+
 def test_missing_base_image(kit_root: Path, tmp_path: Path) -> None:
     context = _context(tmp_path, "FROM nowhere:1\n")
     with pytest.raises(KitError, match=r"Kitfile:1: base image 'nowhere:1' is not in the store"):

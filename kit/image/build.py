@@ -317,26 +317,15 @@ class Builder:
         into_dir = dest.endswith("/") or len(sources) > 1
         with tarsafe.SafeRoot(tree) as root:
             for source in sources:
-                if inst.keyword == "ADD" and source.is_file() and tarfile.is_tarfile(source):
-                    root.makedirs(dest)
-                    target_dir = tree / dest.strip("/")
-                    tarsafe.extract(source, target_dir, allow_devices=os.geteuid() == 0)
-                    continue
-                if source.is_dir():
-                    target = dest
-                    root.makedirs(target)
-                    shutil.copytree(
-                        source, tree / target.strip("/"), symlinks=True, dirs_exist_ok=True
-                    )
-                    continue
-                target = os.path.join(dest, source.name) if into_dir else dest
-                parent = os.path.dirname(target.rstrip("/"))
-                if parent.strip("/"):
-                    root.makedirs(parent)
-                if source.is_symlink():
-                    root.symlink(os.readlink(source), target)
-                else:
-                    shutil.copy2(source, tree / target.strip("/"), follow_symlinks=False)
+                try:
+                    self._copy_source(root, inst, source, dest, into_dir)
+                except tarsafe.BlockedPath as exc:
+                    raise self.error(
+                        inst,
+                        f"{inst.keyword} would write through /{exc.component}, {exc.kind} "
+                        "an earlier source put in the layer (it could lead anywhere on the host)",
+                        "give the sources different destinations, or drop that link",
+                    ) from None
         if not host_root():
             # An ordinary user cannot give files away: every file here is theirs, and the
             # layer records them as root's (the user is root in their containers) or --chown's.
@@ -347,6 +336,26 @@ class Builder:
                 if path != tree:
                     os.lchown(path, owner[0], owner[1])
         return None
+
+    def _copy_source(
+        self,
+        root: tarsafe.SafeRoot,
+        inst: kitfile.Instruction,
+        source: Path,
+        dest: str,
+        into_dir: bool,
+    ) -> None:
+        """One COPY/ADD source into the layer's tree, never through a symlink already there."""
+        if inst.keyword == "ADD" and source.is_file() and tarfile.is_tarfile(source):
+            root.makedirs(dest)
+            tarsafe.extract(source, root.path / dest.strip("/"), allow_devices=os.geteuid() == 0)
+        elif source.is_dir():  # its contents, like `cp -a SOURCE/. DEST`
+            root.makedirs(dest)
+            _copy_tree(root, source, tarsafe.split(dest))
+        elif source.is_symlink():
+            root.symlink(os.readlink(source), _target(dest, source, into_dir))
+        else:
+            _copy_file(root, source, tarsafe.split(_target(dest, source, into_dir)))
 
     def _run_spec(self, state: BuildState, inst: kitfile.Instruction, scratch: Path) -> Spec:
         """The container of a RUN step: the layers so far under an empty upper directory."""
@@ -414,6 +423,45 @@ class Builder:
             spec, stdin=stdin, stdout=self.output_fd, stderr=self.output_fd, capture=capture
         ) as container:
             return container.wait()
+
+
+def _target(dest: str, source: Path, into_dir: bool) -> str:
+    return os.path.join(dest, source.name) if into_dir else dest
+
+
+# A later source may land where an earlier one left a symlink (`COPY a b /d/`, with a/x a link
+# to /etc and b/x/passwd a file): shutil would write through the link, onto the host. So every
+# path is opened with SafeRoot, which never follows a link and stops with BlockedPath instead.
+
+
+def _copy_tree(root: tarsafe.SafeRoot, source: Path, parts: tarsafe.Parts) -> None:
+    """Copy what is in the directory ``source`` into the directory ``parts`` of the tree."""
+    with os.scandir(source) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        inside = (*parts, entry.name)
+        if entry.is_symlink():
+            root.symlink(os.readlink(entry.path), inside)
+        elif entry.is_dir(follow_symlinks=False):
+            root.makedirs(inside)
+            _copy_tree(root, Path(entry.path), inside)
+        else:
+            _copy_file(root, Path(entry.path), inside)
+    fd = root.open_dir(parts)
+    try:
+        # Mode, times and xattrs once the contents are in (adding them changed the mtime).
+        shutil.copystat(source, f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _copy_file(root: tarsafe.SafeRoot, source: Path, parts: tarsafe.Parts) -> None:
+    """Copy a file with its mode, times and xattrs (``cp -a``) to ``parts`` in the tree."""
+    with root.parent(parts) as dir_fd:
+        tarsafe.clear(dir_fd, parts[-1])  # a later source replaces an earlier one, even a link
+        # The parent was reached without following a link and the name is now free, so
+        # /proc/self/fd/N/NAME names a new file in exactly that directory.
+        shutil.copy2(source, f"/proc/self/fd/{dir_fd}/{parts[-1]}", follow_symlinks=False)
 
 
 def _hash(*parts: str) -> str:
