@@ -11,6 +11,7 @@ any device it does not allow.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from kit.errors import KitError
@@ -66,7 +67,7 @@ def create_device(ctx: InitContext, device: Device) -> None:
     try:
         fs.mknod(path, "b" if device.type == "b" else "c", device.major, device.minor, mode)
     except KitError as error:
-        if error.errno != 1:  # EPERM: no CAP_MKNOD here (user namespace)
+        if error.errno != errno.EPERM:  # no CAP_MKNOD here (a user namespace): bind instead
             raise
         host_node = device.path
         if not os.path.exists(host_node):
