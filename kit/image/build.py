@@ -332,9 +332,8 @@ class Builder:
             forced = owner if owner is not None else (0, 0)
             return lambda _uid, _gid: forced
         if owner is not None:
-            for path in [tree, *tree.rglob("*")]:
-                if path != tree:
-                    os.lchown(path, owner[0], owner[1])
+            for path in tree.rglob("*"):  # rglob does not enter linked directories
+                os.lchown(path, owner[0], owner[1])
         return None
 
     def _copy_source(
