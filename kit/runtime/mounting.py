@@ -92,23 +92,21 @@ def apply_mount(ctx: InitContext, entry: Mount, *, note: str | None = None) -> N
     if pinned is not None:
         _prepare_target(target, None, True, stat.S_ISDIR(os.fstat(pinned).st_mode))
         attach(pinned, target, note=f"bind {entry.source} at {entry.destination}, opened outside")
-        _remount_bind(target, options.flags)
-        for flag in options.propagation:
-            mount(None, target, None, flag, note="set propagation")
-        return
-    if options.bind and entry.source is not None and not os.path.exists(entry.source):
-        raise KitError(
-            f"bind mount source {entry.source} does not exist",
-            fix=f"create {entry.source} on the host first, or correct the path",
-        )
-    _prepare_target(target, entry.source, options.bind)
-    label = note or f"{entry.type or 'bind'} at {entry.destination}"
-    if options.bind:
-        bind_flags = MS_BIND | (options.flags & MS_REC)
-        mount(entry.source, target, None, bind_flags, note=label)
-        _remount_bind(target, options.flags)
     else:
-        mount(entry.source, target, entry.type, options.flags, options.data, note=label)
+        if options.bind and entry.source is not None and not os.path.exists(entry.source):
+            raise KitError(
+                f"bind mount source {entry.source} does not exist",
+                fix=f"create {entry.source} on the host first, or correct the path",
+            )
+        _prepare_target(target, entry.source, options.bind)
+        label = note or f"{entry.type or 'bind'} at {entry.destination}"
+        if options.bind:
+            bind_flags = MS_BIND | (options.flags & MS_REC)
+            mount(entry.source, target, None, bind_flags, note=label)
+        else:
+            mount(entry.source, target, entry.type, options.flags, options.data, note=label)
+    if options.bind:
+        _remount_bind(target, options.flags)
     for flag in options.propagation:
         mount(None, target, None, flag, note="set propagation")
 
