@@ -15,7 +15,7 @@ from kit.errors import KitError
 from kit.image import layer as layers
 from kit.image import media
 from kit.image import reference as references
-from kit.image.container import find_container, image_record, writable_layer
+from kit.image.container import image_record, writable_layer
 from kit.image.documents import Descriptor
 from kit.image.image import Image, new_config, write_image
 from kit.image.store import Store
@@ -32,7 +32,7 @@ def _image_of(store: Store, container_id: str) -> Image:
 
 def changes(container: str) -> list[Change]:
     """The container's changes, as ``docker diff`` lists them."""
-    found = find_container(container)
+    found = state.find(container)
     store = Store()
     image = _image_of(store, found.id)
     return container_diff(writable_layer(found.id).upper, image.layer_dirs())
@@ -48,7 +48,7 @@ def _owners(container_id: str) -> layers.OwnerMap | None:
 
 def commit(container: str, name: str, *, message: str = "") -> Image:
     """Pack the container's writable layer onto its image; tag the result ``name``."""
-    found = find_container(container)
+    found = state.find(container)
     store = Store().init()
     base = _image_of(store, found.id)
     upper = writable_layer(found.id).upper

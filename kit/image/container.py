@@ -142,19 +142,9 @@ def layers_in_use() -> set[str]:
     return used
 
 
-def find_container(text: str) -> state.ContainerState:
-    """A container by name, id or id prefix."""
-    matches = [
-        s for s in state.list_states() if s.name == text or s.id == text or s.id.startswith(text)
-    ]
-    exact = [s for s in matches if s.name == text or s.id == text]
-    if exact:
-        return exact[0]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise KitError(f"{text!r} matches {len(matches)} containers", fix="give more of the id")
-    raise KitError(f"no such container: {text}", fix="list containers with `kit ps -a`")
+#: A container by name, id or unique id prefix: the runtime's own lookup (kept under this
+#: name for kit.cli.image).
+find_container = state.find
 
 
 # --- the image's config applied to a spec --------------------------------------------------
