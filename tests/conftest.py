@@ -115,6 +115,14 @@ def kit_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private XDG_STATE_HOME for this test: where lesson progress is kept."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    return home
+
+
 @pytest.fixture(autouse=True)
 def leak_guard(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
     ours = _session_temp_root(request.config)

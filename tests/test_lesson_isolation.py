@@ -7,21 +7,12 @@ the control included.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from lessons.l10_isolation import LESSON
 from lessons.session import Session
 
-pytestmark = pytest.mark.usefixtures("kit_root")
-
-
-@pytest.fixture(autouse=True)
-def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "state"
-    monkeypatch.setenv("XDG_STATE_HOME", str(home))
-    return home
+pytestmark = pytest.mark.usefixtures("kit_root", "state_home")
 
 
 def test_what_the_steps_show() -> None:

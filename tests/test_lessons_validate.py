@@ -24,13 +24,6 @@ from lessons.workspace import processes_inside
 pytestmark = pytest.mark.usefixtures("kit_root")
 
 
-@pytest.fixture
-def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "state"
-    monkeypatch.setenv("XDG_STATE_HOME", str(home))
-    return home
-
-
 def _session(lesson: Lesson) -> Iterator[Session]:
     session = Session(lesson)
     try:
