@@ -15,12 +15,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import kit_as_unprivileged_without_userns, kit_command, kit_popen
+from lifecycle_helpers import wait_for
 
 from kit import mounts
 
@@ -33,17 +33,18 @@ def run(rootfs: Path, *command: str, options: tuple[str, ...] = (), **kwargs: ob
 
 def wait_for_container_pid(kit_root: Path, timeout: float = 10.0) -> int:
     """The host PID of the one container recorded under ``kit_root``, once it is running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def recorded_pid() -> int | None:
         for state in (kit_root / "run" / "containers").glob("*/state.json"):
             try:
                 data = json.loads(state.read_text())
             except (json.JSONDecodeError, FileNotFoundError):
-                continue
+                continue  # removed meanwhile, or not written yet
             if data.get("pid"):
                 return int(data["pid"])
-        time.sleep(0.02)
-    raise AssertionError("the container never started")
+        return None
+
+    return wait_for(recorded_pid, timeout, what="the container to start")
 
 
 # --- namespaces ----------------------------------------------------------------------------------

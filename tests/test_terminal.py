@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from lifecycle_helpers import wait_for
 
 pytestmark = pytest.mark.usefixtures("kit_root")
 
@@ -125,9 +126,7 @@ def test_exit_status_from_the_terminal(terminal: Tmux) -> None:
     terminal.wait_for(lambda s: "#" in s or "$" in s)
     terminal.keys("exit 7", "Enter")
     status_file: Path = terminal.status_file  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 20
-    while not status_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(status_file.exists, timeout=20, what="kit to write the exit status")
     assert status_file.read_text().strip() == "7"
 
 
@@ -147,9 +146,10 @@ def test_closing_the_terminal_ends_the_container(terminal: Tmux, kit_root: Path)
     terminal.keys("echo ready", "Enter")
     terminal.wait_for(lambda s: "ready" in s.splitlines())
     terminal.kill()  # the terminal goes away: kit gets SIGHUP, its stdin hangs up
-    deadline = time.monotonic() + 20
     containers = kit_root / "run" / "containers"
-    while any(p.is_dir() for p in containers.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)
     # kit run --rm ended and removed the container; the leak guard checks no process is left.
-    assert not any(p.is_dir() for p in containers.iterdir())
+    wait_for(
+        lambda: not any(p.is_dir() for p in containers.iterdir()),
+        timeout=20,
+        what="kit run --rm to remove the container",
+    )
