@@ -46,6 +46,22 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
         time.sleep(0.05)
 
 
+def container_pid(kit_root: Path, timeout: float = 10.0) -> int:
+    """The host PID of the one container recorded under ``kit_root``, once it is running."""
+
+    def recorded_pid() -> int | None:
+        for state in (kit_root / "run" / "containers").glob("*/state.json"):
+            try:
+                data = json.loads(state.read_text())
+            except (json.JSONDecodeError, FileNotFoundError):
+                continue  # removed meanwhile, or not written yet
+            if data.get("pid"):
+                return int(data["pid"])
+        return None
+
+    return wait_for(recorded_pid, timeout, what="the container to start")
+
+
 def record(kit_root: Path, container_id: str) -> dict[str, Any]:
     """A container's state.json as written by kit."""
     path = kit_root / "run" / "containers" / container_id / "state.json"

@@ -14,12 +14,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import kit_command
+from helpers import kit_command, kit_popen
+from lifecycle_helpers import wait_for
 
 from kit.cgroups import layout, limits
 from kit.cgroups.base import Directory
@@ -180,28 +179,23 @@ def test_removing_a_cgroup_directory_takes_its_children(kit_root: Path) -> None:
 
 def test_cgroup_is_removed_when_the_caller_dies(busybox_rootfs: Path, kit_root: Path) -> None:
     command = ["run", "--rm", "--memory", "32m", "--rootfs", str(busybox_rootfs), "sleep", "1000"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kit", *command],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = kit_popen(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tag = root_tag(kit_root)
     base = Path(HOST.v1["memory"] if V1 else str(HOST.v2)) / "kit"
     try:
-        for _ in range(500):  # wait (up to ~10 s) until the cgroup exists
-            if base.is_dir() and any(tag in p.name for p in base.iterdir()):
-                break
-            time.sleep(0.02)
-        else:
-            raise AssertionError("the container's cgroup never appeared")
+        wait_for(
+            lambda: base.is_dir() and any(tag in p.name for p in base.iterdir()),
+            timeout=10,
+            what="the container's cgroup to appear",
+        )
     finally:
         process.send_signal(signal.SIGKILL)  # kit itself dies: its init parent cleans up
         process.wait()
-    for _ in range(500):
-        if not any(tag in p.name for p in base.iterdir()):
-            break
-        time.sleep(0.02)
-    assert not any(tag in p.name for p in base.iterdir())
+    wait_for(
+        lambda: not any(tag in p.name for p in base.iterdir()),
+        timeout=10,
+        what="the init parent to remove the cgroup",
+    )
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers import kit_as_unprivileged_without_userns, kit_command, kit_popen
-from lifecycle_helpers import wait_for
+from lifecycle_helpers import container_pid
 
 from kit import mounts
 
@@ -29,22 +29,6 @@ pytestmark = pytest.mark.usefixtures("kit_root")
 
 def run(rootfs: Path, *command: str, options: tuple[str, ...] = (), **kwargs: object):
     return kit_command("run", "--rm", *options, "--rootfs", str(rootfs), *command, **kwargs)
-
-
-def wait_for_container_pid(kit_root: Path, timeout: float = 10.0) -> int:
-    """The host PID of the one container recorded under ``kit_root``, once it is running."""
-
-    def recorded_pid() -> int | None:
-        for state in (kit_root / "run" / "containers").glob("*/state.json"):
-            try:
-                data = json.loads(state.read_text())
-            except (json.JSONDecodeError, FileNotFoundError):
-                continue  # removed meanwhile, or not written yet
-            if data.get("pid"):
-                return int(data["pid"])
-        return None
-
-    return wait_for(recorded_pid, timeout, what="the container to start")
 
 
 # --- namespaces ----------------------------------------------------------------------------------
@@ -97,7 +81,7 @@ def test_mount_made_inside_never_appears_on_the_host(host_rootfs: Path, kit_root
     assert container.stdout is not None and container.stdin is not None
     try:
         assert container.stdout.readline().strip() == b"1"
-        pid = wait_for_container_pid(kit_root)
+        pid = container_pid(kit_root)
         # While the container lives: its namespace has the mount, the host's does not.
         assert any(m.source == "kit-leak-probe" for m in mounts.read(pid))
         assert not any(m.source == "kit-leak-probe" for m in mounts.read())
@@ -193,7 +177,7 @@ def test_exit_status_propagates(host_rootfs: Path, command: str, status: int) ->
 
 def test_killed_by_sigkill_exits_137(host_rootfs: Path, kit_root: Path) -> None:
     container = kit_popen("run", "--rm", "--rootfs", str(host_rootfs), "sleep", "60")
-    pid = wait_for_container_pid(kit_root)
+    pid = container_pid(kit_root)
     os.kill(pid, signal.SIGKILL)
     assert container.wait(timeout=20) == 137
 

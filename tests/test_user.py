@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import kit_command
+from helpers import kit_command, kit_popen
+from lifecycle_helpers import container_pid, parent_pid, wait_for
 
 from kit.errors import KitError
 from kit.security import users
@@ -107,33 +105,21 @@ def test_parent_death_still_kills_a_non_root_container(
 ) -> None:
     # Changing the effective uid clears PR_SET_PDEATHSIG; the identity stage sets it again.
     command = ["run", "-u", "1000", "--rootfs", str(busybox_rootfs), "sleep", "1000"]
-    kit = subprocess.Popen(
-        [sys.executable, "-m", "kit", *command],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    kit = kit_popen(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        pid = 0
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not pid:
-            for state in (kit_root / "run" / "containers").glob("*/state.json"):
-                try:
-                    pid = json.loads(state.read_text()).get("pid") or 0
-                except json.JSONDecodeError:
-                    continue
-            time.sleep(0.02)
-        assert pid, "the container never started"
-        while time.monotonic() < deadline:  # until the program runs as uid 1000
+        pid = container_pid(kit_root, timeout=20)
+
+        def runs_as_1000() -> bool:
             with open(f"/proc/{pid}/status") as f:
-                if any(line.split()[:2] == ["Uid:", "1000"] for line in f):
-                    break
-            time.sleep(0.02)
-        with open(f"/proc/{pid}/stat") as f:
-            init_parent = int(f.read().rsplit(")", 1)[1].split()[1])
-        os.kill(init_parent, signal.SIGKILL)  # the init parent dies without a word
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-            time.sleep(0.02)
-        assert not os.path.exists(f"/proc/{pid}"), "the container outlived its init parent"
+                return any(line.split()[:2] == ["Uid:", "1000"] for line in f)
+
+        wait_for(runs_as_1000, timeout=20, what="the program to run as uid 1000")
+        os.kill(parent_pid(pid), signal.SIGKILL)  # the init parent dies without a word
+        wait_for(
+            lambda: not os.path.exists(f"/proc/{pid}"),
+            timeout=20,
+            what="the container to end with its init parent",
+        )
     finally:
         kit.kill()
         kit.wait()
