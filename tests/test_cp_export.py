@@ -103,6 +103,24 @@ def test_export_keeps_hostile_symlinks_as_symlinks(image: str) -> None:
     assert not any(n.startswith("srv/up/") for n in archive.getnames())
 
 
+def test_export_gives_container_ids_through_every_map_range(image: str) -> None:
+    """With several map ranges a host id is not "container id + root's host id": export
+    must translate each owner back through the range that holds it."""
+    maps = ("--uidmap", "0:100000:1", "--uidmap", "1:200000:65535")
+    gids = ("--gidmap", "0:100000:1", "--gidmap", "1:200000:65535")
+    script = "echo x > /srv/mine; chown 1:2 /srv/mine; echo y > /srv/root"
+    kit("run", "--name", "mapped", *maps, *gids, image, "sh", "-c", script)
+    archive = export("mapped")
+    mine, root = archive.getmember("srv/mine"), archive.getmember("srv/root")
+    assert (mine.uid, mine.gid) == (1, 2)
+    assert (root.uid, root.gid) == (0, 0)
+    # kit cp's tar stream records the container's ids too.
+    command = [sys.executable, "-m", "kit", "cp", "mapped:/srv/mine", "-"]
+    stream = subprocess.run(command, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(stream)) as copied:
+        assert (copied.getmember("mine").uid, copied.getmember("mine").gid) == (1, 2)
+
+
 def test_export_refuses_a_terminal(busybox_rootfs: Path) -> None:
     kit("run", "--name", "t", "--rootfs", str(busybox_rootfs), "true")
     # `script` gives kit a terminal as stdout.

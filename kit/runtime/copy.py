@@ -122,7 +122,7 @@ def copy_out_of(view: RootView, source: str, dest: str) -> CopyStats:
         skip = _skip_set(view)
         base = (parent.strip("/") + "/" + name).strip("/")
         if dest == "-":
-            return _tar_out(parent_fd, name, skip, base)
+            return _tar_out(view, parent_fd, name, skip, base)
         return _copy_out(parent_fd, name, dest, contents_only, skip, base)
     finally:
         os.close(parent_fd)
@@ -138,8 +138,11 @@ def _lstat(dir_fd: int, name: str, shown: str) -> os.stat_result:
         ) from None
 
 
-def _tar_out(parent_fd: int, name: str, skip: frozenset[str], base: str) -> CopyStats:
-    """A tar stream of SOURCE on stdout (``kit cp web:/etc - | tar -t``)."""
+def _tar_out(
+    view: RootView, parent_fd: int, name: str, skip: frozenset[str], base: str
+) -> CopyStats:
+    """A tar stream of SOURCE on stdout (``kit cp web:/etc - | tar -t``), owners as the
+    container sees them."""
     from kit.runtime.export import TarStream, add_entry, add_tree
 
     out = sys.stdout.buffer
@@ -147,7 +150,7 @@ def _tar_out(parent_fd: int, name: str, skip: frozenset[str], base: str) -> Copy
     links: dict[tuple[int, int], str] = {}
     label = name or "."
     if name:
-        add_entry(tar, parent_fd, name, label, links)
+        add_entry(tar, parent_fd, name, label, links, view.owners)
     st = os.stat(name or ".", dir_fd=parent_fd, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
         fd = os.open(name or ".", _DIR, dir_fd=parent_fd)
@@ -158,7 +161,8 @@ def _tar_out(parent_fd: int, name: str, skip: frozenset[str], base: str) -> Copy
                 if base
                 else skip
             )
-            add_tree(tar, fd, skip=inner, prefix=label.rstrip("/") + "/" if name else "")
+            prefix = label.rstrip("/") + "/" if name else ""
+            add_tree(tar, fd, owners=view.owners, skip=inner, prefix=prefix)
         finally:
             os.close(fd)
     tar.close()

@@ -20,7 +20,7 @@ import contextlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -30,6 +30,9 @@ from kit.runtime.state import ContainerState
 
 BLOCK = 512
 _ZEROS = bytes(BLOCK * 2)
+
+#: Host (uid, gid) -> the ids the archive records (the container's, through its id maps).
+OwnerMap = Callable[[int, int], tuple[int, int]]
 
 #: xattrs never exported: overlayfs's own bookkeeping, and SELinux labels of this host.
 _SKIP_XATTRS = ("trusted.overlay.", "user.overlay.", "security.selinux")
@@ -47,7 +50,7 @@ class ExportStats:
 def export(record: ContainerState, out: BinaryIO) -> ExportStats:
     """Write the container's root filesystem to ``out`` as a tar stream."""
     with open_root(record, whole_tree=False) as view:
-        return write_tree(view.fd, out, shift_uid=view.root_uid, shift_gid=view.root_gid)
+        return write_tree(view.fd, out, owners=view.owners)
 
 
 class TarStream:
@@ -93,11 +96,10 @@ class TarStream:
         self._write(_ZEROS)
 
 
-def _info(name: str, st: os.stat_result, shift_uid: int, shift_gid: int) -> tarfile.TarInfo:
+def _info(name: str, st: os.stat_result, owners: OwnerMap | None) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.mode = stat.S_IMODE(st.st_mode)
-    info.uid = st.st_uid - shift_uid if st.st_uid >= shift_uid else st.st_uid
-    info.gid = st.st_gid - shift_gid if st.st_gid >= shift_gid else st.st_gid
+    info.uid, info.gid = owners(st.st_uid, st.st_gid) if owners else (st.st_uid, st.st_gid)
     info.mtime = int(st.st_mtime)
     info.uname = info.gname = ""  # the host's user names mean nothing in the container
     return info
@@ -154,14 +156,13 @@ def write_tree(
     root_fd: int,
     out: BinaryIO,
     *,
-    shift_uid: int = 0,
-    shift_gid: int = 0,
+    owners: OwnerMap | None = None,
     skip: frozenset[str] = frozenset(),
     prefix: str = "",
 ) -> ExportStats:
     """Archive everything below ``root_fd`` (names relative to it, plus ``prefix``)."""
     tar = TarStream(out)
-    add_tree(tar, root_fd, shift_uid=shift_uid, shift_gid=shift_gid, skip=skip, prefix=prefix)
+    add_tree(tar, root_fd, owners=owners, skip=skip, prefix=prefix)
     tar.close()
     return tar.stats
 
@@ -170,15 +171,15 @@ def add_tree(
     tar: TarStream,
     root_fd: int,
     *,
-    shift_uid: int = 0,
-    shift_gid: int = 0,
+    owners: OwnerMap | None = None,
     skip: frozenset[str] = frozenset(),
     prefix: str = "",
 ) -> None:
+    """Add everything below ``root_fd`` to ``tar`` (see :func:`walk` for ``skip``)."""
     links: dict[tuple[int, int], str] = {}
     for path, dir_fd, name in walk(root_fd, skip):
         try:
-            add_entry(tar, dir_fd, name, prefix + path, links, shift_uid, shift_gid)
+            add_entry(tar, dir_fd, name, prefix + path, links, owners)
         except FileNotFoundError:
             continue  # removed while we walked (a running container)
         except PermissionError as error:
@@ -209,12 +210,11 @@ def add_entry(
     name: str,
     archive_name: str,
     links: dict[tuple[int, int], str],
-    shift_uid: int = 0,
-    shift_gid: int = 0,
+    owners: OwnerMap | None = None,
 ) -> None:
     """One file system entry (not following a symlink) as a tar member."""
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    info = _info(archive_name, st, shift_uid, shift_gid)
+    info = _info(archive_name, st, owners)
     mode = st.st_mode
     if stat.S_ISDIR(mode):
         info.type = tarfile.DIRTYPE

@@ -42,7 +42,7 @@ from kit.runtime import state
 from kit.runtime.root_opener import RootJob, open_in_helper
 from kit.runtime.state import ContainerState
 from kit.security import userns
-from kit.spec import Spec
+from kit.spec import IdMapping, Spec
 
 
 @dataclass
@@ -56,24 +56,22 @@ class RootView:
     #: uid and gid on the host of the container's root user (user namespaces shift them).
     root_uid: int = 0
     root_gid: int = 0
+    #: Host ids of its files -> the container's ids, through every range of the container's
+    #: id maps (None: no user namespace, the ids are the same).
+    owners: userns.IdTranslation | None = None
 
 
-def _host_root_ids(record: ContainerState) -> tuple[int, int]:
-    """The host ids of the container's uid/gid 0 (0/0 without a user namespace)."""
-    try:
-        spec = state.load_spec(record.id)
-    except KitError:
-        return 0, 0
+def _set_ids(view: RootView, spec: Spec) -> None:
+    """Fill in how the container's ids appear on the host (user namespaces shift them)."""
+    owners = userns.container_ids(spec)
+    if owners is None:
+        return
 
-    def first(mappings: list) -> int:  # type: ignore[type-arg]
-        for m in mappings:
-            if m.container_id == 0:
-                return int(m.host_id)
-        return 0
+    def root(mappings: list[IdMapping]) -> int:
+        return next((m.host_id for m in mappings if m.container_id == 0), 0)
 
-    if not spec.has_namespace("user"):
-        return 0, 0
-    return first(spec.linux.uid_mappings), first(spec.linux.gid_mappings)
+    view.root_uid, view.root_gid = root(owners.uids), root(owners.gids)
+    view.owners = owners
 
 
 def _running(record: ContainerState) -> bool:
@@ -87,12 +85,18 @@ def _running(record: ContainerState) -> bool:
 @contextlib.contextmanager
 def open_root(record: ContainerState, *, whole_tree: bool) -> Iterator[RootView]:
     """The container's root as an fd (see the module docstring); closed on exit."""
-    uid, gid = _host_root_ids(record)
+    spec: Spec | None
     if _running(record):
         view = _process_root(record.pid, record.pid_start, whole_tree)
+        try:
+            spec = state.load_spec(record.id)
+        except KitError:  # a running container needs no spec to be opened
+            spec = None
     else:
-        view = _open_stopped(record, state.load_spec(record.id))
-    view.root_uid, view.root_gid = uid, gid
+        spec = state.load_spec(record.id)
+        view = _open_stopped(record, spec)
+    if spec is not None:
+        _set_ids(view, spec)
     try:
         yield view
     finally:
