@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,28 @@ def test_missing_user_is_named(kit_root: Path, app_image: str) -> None:
     result = kit("run", "--rm", "-u", "nobody", app_image, "true", root=kit_root, check=False)
     assert result.returncode == 125
     assert "nobody" in result.stderr and "etc/passwd" in result.stderr
+
+
+@pytest.mark.parametrize("link", ["etc", "etc/passwd"])
+def test_user_names_are_never_looked_up_through_an_image_symlink(
+    kit_root: Path, tmp_path: Path, link: str
+) -> None:
+    """An image whose /etc (or /etc/passwd) is a symlink to the host's /etc/passwd's place:
+    names are resolved from the host side, before the container exists, so following it would
+    read the host's own file. kit refuses and says to use numeric ids."""
+    store = Store().init()
+    base = busybox_tree(tmp_path / "base")
+    target = base / link
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    target.symlink_to("/" + link)
+    image_from_dirs(store, [base], "linked:1")
+    result = kit("run", "--rm", "-u", "root", "linked:1", "id", "-u", root=kit_root, check=False)
+    assert result.returncode == 125
+    assert "cannot read the image's /etc/passwd" in result.stderr
+    assert "numeric ids" in result.stderr
+    # Numeric ids need no lookup and still work.
+    numeric = kit("run", "--rm", "-u", "0", "linked:1", "id", "-u", root=kit_root)
+    assert numeric.stdout == "0\n"

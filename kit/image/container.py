@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,13 +193,19 @@ def lookup_user(lowers: list[str], text: str) -> tuple[int, int]:
     def find(name: str, file: str, what: str) -> tuple[int, int]:
         if name.isdigit():
             return int(name), -1
-        path = find_in_layers(lowers, file)
-        for line in path.read_text(errors="replace").splitlines() if path else []:
+        for line in _read_config(find_in_layers(lowers, file), file).splitlines():
             fields = line.split(":")
             if len(fields) >= 4 and fields[0] == name:
+                if not (fields[2].isdigit() and fields[3].isdigit()):
+                    raise KitError(
+                        f"the image's /{file} gives {what} {name!r} ids that are not numbers",
+                        cause=f"its line reads {line!r}",
+                        fix=f"use a numeric id, or repair /{file} in the image",
+                        exit_code=125,
+                    )
                 return int(fields[2]), int(fields[3]) if what == "user" else -1
         raise KitError(
-            f"unable to find {what} {name!r} in the image's {file}",
+            f"unable to find {what} {name!r} in the image's /{file}",
             fix=f"use a numeric id, or add the {what} to the image",
             exit_code=125,
         )
@@ -208,15 +215,38 @@ def lookup_user(lowers: list[str], text: str) -> tuple[int, int]:
     return uid, gid
 
 
-def find_in_layers(lowers: list[str], path: str) -> Path | None:
-    """The file a merged view would show at ``path`` (top layer first), whiteouts obeyed.
+def _read_config(path: Path | None, file: str) -> str:
+    """The text of an image's configuration file, read from the host side: never through a
+    symlink (an image's ``/etc -> /etc`` would lead to the host's own file) and only from a
+    regular file (a FIFO would block the read forever)."""
+    if path is None:
+        return ""
+    unusable = KitError(
+        f"kit cannot read the image's /{file} from the host",
+        cause=f"{path} is a symlink or not a regular file; kit resolves names before the "
+        "container exists and never follows an image's symlinks on the host",
+        fix="give numeric ids (-u UID[:GID]), or make the file a regular file in the image",
+        exit_code=125,
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # ELOOP: a symlink
+        raise unusable from None
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise unusable
+        return f.read().decode(errors="replace")
 
-    A simple lookup for configuration files: symlinks in the parent directories are not
-    followed (use :mod:`kit.layers_view` for the full story of a path).
+
+def find_in_layers(lowers: list[str], path: str) -> Path | None:
+    """The entry a merged view shows at ``path`` (top layer first), whiteouts obeyed.
+
+    Symlinks are never followed: an absolute one would lead out of the image into the host.
+    If one stands at or above ``path``, it is returned instead (a container resolves it
+    inside its own root; use :mod:`kit.layers_view` for the full story of a path).
     """
     parts = [p for p in path.split("/") if p]
     for lower in lowers:
-        candidate = Path(lower, *parts)
         for depth in range(1, len(parts) + 1):
             step = Path(lower, *parts[:depth])
             try:
@@ -225,7 +255,8 @@ def find_in_layers(lowers: list[str], path: str) -> Path | None:
                 break
             if is_whiteout(st):
                 return None  # whited out here: lower layers do not count
+            if stat.S_ISLNK(st.st_mode):
+                return step
         else:
-            if candidate.exists():
-                return candidate
+            return Path(lower, *parts)
     return None
