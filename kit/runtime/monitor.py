@@ -225,7 +225,6 @@ class Monitor:
         self.spec: Spec = spec if spec is not None else state.load_spec(container_id)
         self.log = LogWriter(log_path(container_id))
         self.reported = False
-        self.oom_killed = False
 
     def _tell_cli(self, message: dict[str, object]) -> None:
         if self.reported:
@@ -248,8 +247,6 @@ class Monitor:
             state.update(self.container_id, running)
         elif event.kind == "process" and event.name == "started":
             self._tell_cli({"pid": state.load(self.container_id).pid})
-        elif event.kind == "exit":
-            self.oom_killed = bool(event.data.get("oom_killed"))
 
     def run(self) -> int:
         from kit.runtime.launcher import ContainerProcess
@@ -311,7 +308,7 @@ class Monitor:
             current.finished = time.time()
             current.exit_code = status.code
             current.exit_signal = status.signal
-            current.oom_killed = current.oom_killed or self.oom_killed
+            current.oom_killed = current.oom_killed or status.oom_killed
             current.error = str(status.error) if status.error else None
 
         with contextlib.suppress(KitError):
