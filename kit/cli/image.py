@@ -336,10 +336,11 @@ def _stack_for(target: str) -> tuple[list[tuple[Any, str, str]], list[tuple[str,
         image = resolve(store, target)
         container = None
     except KitError as not_image:
-        from kit.image.container import find_container, image_record, writable_layer
+        from kit.image.container import image_record, writable_layer
+        from kit.runtime import state
 
         try:
-            container = find_container(target)
+            container = state.find(target)
         except KitError:
             raise not_image from None
         record = image_record(container.id)

@@ -143,11 +143,6 @@ def layers_in_use() -> set[str]:
     return used
 
 
-#: A container by name, id or unique id prefix: the runtime's own lookup (kept under this
-#: name for kit.cli.image).
-find_container = state.find
-
-
 # --- the image's config applied to a spec --------------------------------------------------
 
 
