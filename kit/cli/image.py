@@ -358,10 +358,7 @@ def _stack_for(target: str) -> tuple[list[tuple[Any, str, str]], list[tuple[str,
     for layer, diff in zip(image.manifest.layers, image.layer_dirs(), strict=True):
         stack.append((diff, f"{layer.digest[7:19]}", str(created.get(id(layer), ""))))
     mounts: list[tuple[str, str]] = []
-    if container is not None:
-        from kit.image.container import writable_layer
-        from kit.runtime import state
-
+    if container is not None:  # found in the except branch above, which imported its helpers
         stack.append(
             (
                 writable_layer(container.id).upper,
