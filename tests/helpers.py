@@ -11,11 +11,18 @@ from typing import Any
 from kit import mounts
 
 
-def kit_command(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m kit ARGS`` (the real CLI, in its own process) and capture its output."""
+def kit_command(*args: str, check: bool = False, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m kit ARGS`` (the real CLI, in its own process) and capture its output;
+    ``check``: a non-zero exit fails the test, with what kit said."""
     options: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 60}
     options.update(kwargs)
-    return subprocess.run([sys.executable, "-m", "kit", *args], check=False, **options)
+    result = subprocess.run([sys.executable, "-m", "kit", *args], check=False, **options)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"kit {' '.join(args)} exited {result.returncode}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+    return result
 
 
 def kit_popen(*args: str, **kwargs: Any) -> subprocess.Popen[Any]:

@@ -14,11 +14,12 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from helpers import kit_command
 
 from kit.image import layer as layers
 from kit.image.image import Image, new_config, write_image
@@ -29,22 +30,10 @@ BUSYBOX = "/bin/busybox"
 
 
 def kit(*args: str, root: Path, check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
-    """Run the kit CLI in a fresh interpreter with its own KIT_ROOT."""
+    """Run the kit CLI in a fresh interpreter with its own KIT_ROOT (it must succeed unless
+    ``check=False``)."""
     env = {**os.environ, "KIT_ROOT": str(root)}
-    result = subprocess.run(
-        [sys.executable, "-m", "kit", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        **kw,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"kit {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-        )
-    return result
+    return kit_command(*args, check=check, cwd=REPO, env=env, timeout=120, **kw)
 
 
 def busybox_tree(dest: Path, programs: tuple[str, ...] = ("sh", "ls", "cat", "echo", "id")) -> Path:

@@ -12,26 +12,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from helpers import kit_command
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def kit(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """The kit CLI in its own process (KIT_ROOT comes from the environment, see kit_root)."""
-    options: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 60, "cwd": REPO}
-    options.update(kwargs)
-    result = subprocess.run([sys.executable, "-m", "kit", *args], check=False, **options)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"kit {' '.join(args)} exited {result.returncode}\n"
-            f"stdout: {result.stdout}\nstderr: {result.stderr}"
-        )
-    return result
+    """The kit CLI in its own process, which must succeed unless ``check=False`` (KIT_ROOT
+    comes from the environment, see kit_root)."""
+    return kit_command(*args, check=check, **{"cwd": REPO, **kwargs})
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
