@@ -75,27 +75,18 @@ def stale_records() -> list[Leak]:
     return found
 
 
-def _cgroup_roots() -> list[str]:
-    from kit import mounts
-
-    roots: list[str] = []
-    for m in mounts.read():
-        if m.fstype in ("cgroup", "cgroup2") and m.mount_point not in roots:
-            roots.append(m.mount_point)
-    return roots
-
-
 def stray_cgroups() -> list[Leak]:
     """kit cgroups of this root whose container does not run (any hierarchy)."""
     tag = root_tag()
-    running = {r.id for r in state.list_states() if _live(r)}
+    records = state.list_states()
+    running = {r.id for r in records if _live(r)}
     custom = {
         r.id: lifecycle.container_cgroups(r.id)
-        for r in state.list_states()
+        for r in records
         if r.kind == "oci" and r.id not in running
     }
     found = []
-    for root in _cgroup_roots():
+    for root in lifecycle.cgroup_roots():
         base = Path(root, "kit")
         if base.is_dir():
             for entry in sorted(base.iterdir()):

@@ -176,26 +176,28 @@ def remove_files(container_id: str) -> None:
 # --- cgroups left behind ---------------------------------------------------------------------
 
 
+def cgroup_roots() -> list[str]:
+    """Mount points of every cgroup hierarchy (v1 trees and the unified tree), once each."""
+    from kit import mounts
+
+    roots: list[str] = []
+    for m in mounts.read():
+        if m.fstype in ("cgroup", "cgroup2") and m.mount_point not in roots:
+            roots.append(m.mount_point)
+    return roots
+
+
 def container_cgroups(container_id: str) -> list[str]:
     """Host paths of cgroup directories of this container that exist, in every hierarchy
     (kit's limits in memory/pids/cpu, an OCI container's devices cgroup...)."""
-    from kit import mounts
     from kit.paths import root_tag
 
     custom = state.config_value(container_id, "linux", "cgroupsPath")
     if not isinstance(custom, str):
         custom = None
     relative = (custom or f"/kit/{root_tag()}-{container_id}").strip("/")
-    found: list[str] = []
-    seen: set[str] = set()
-    for m in mounts.read():
-        if m.fstype not in ("cgroup", "cgroup2") or m.mount_point in seen:
-            continue
-        seen.add(m.mount_point)
-        path = f"{m.mount_point}/{relative}"
-        if os.path.isdir(path):
-            found.append(path)
-    return found
+    paths = (f"{root}/{relative}" for root in cgroup_roots())
+    return [path for path in paths if os.path.isdir(path)]
 
 
 def remove_cgroup_dir(path: str) -> None:
