@@ -89,13 +89,6 @@ def cap_name(number: int) -> str:
     return CAP_NAMES[number] if number < len(CAP_NAMES) else f"CAP_{number}"
 
 
-def mask_of(numbers: list[int] | set[int]) -> int:
-    out = 0
-    for number in numbers:
-        out |= 1 << number
-    return out
-
-
 def numbers_of(mask: int) -> list[int]:
     return [bit for bit in range(64) if mask >> bit & 1]
 
