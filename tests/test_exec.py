@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import status_fields
+from helpers import kit_popen, status_fields
 from lifecycle_helpers import cmdline, find_record, kit, ns_ids, parent_pid, remove_all, wait_for
 
 pytestmark = pytest.mark.usefixtures("kit_root", "containers")
@@ -132,13 +132,7 @@ def test_exec_leaks_no_host_file_descriptor(busybox_rootfs: Path, tmp_path: Path
     secret = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # inheritable on purpose
     os.set_inheritable(secret, True)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "kit", "exec", "web", "ls", "-l", "/proc/self/fd"],
-            capture_output=True,
-            text=True,
-            close_fds=False,
-            check=True,
-        )
+        result = kit("exec", "web", "ls", "-l", "/proc/self/fd", close_fds=False)
     finally:
         os.close(secret)
     fds = sorted(int(line.split()[-3]) for line in result.stdout.splitlines()[1:] if "->" in line)
@@ -159,8 +153,8 @@ def test_the_joiner_is_non_dumpable_and_outside_the_pid_namespace(busybox_rootfs
     Python). The joiner stays in the host's PID namespace, and the trace shows it made
     itself non-dumpable and its fds close-on-exec before joining anything."""
     data = start(busybox_rootfs, "web")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kit", "exec", "web", "sh", "-c", "echo ready; exec sleep 999"],
+    process = kit_popen(
+        *("exec", "web", "sh", "-c", "echo ready; exec sleep 999"),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -208,10 +202,8 @@ def test_exec_exit_codes_and_errors(busybox_rootfs: Path) -> None:
 
 def test_signals_reach_the_execd_process(busybox_rootfs: Path) -> None:
     start(busybox_rootfs, "web")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kit", "exec", "web", "sh", "-c", "echo ready; sleep 100"],
-        stdout=subprocess.PIPE,
-        text=True,
+    process = kit_popen(
+        *("exec", "web", "sh", "-c", "echo ready; sleep 100"), stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None
     assert process.stdout.readline() == "ready\n"

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -116,9 +115,7 @@ def test_logs_keep_stdout_and_stderr_apart(busybox_rootfs: Path) -> None:
 def test_logs_keep_bytes_that_are_not_utf8(busybox_rootfs: Path) -> None:
     run_d(busybox_rootfs, "sh", "-c", r"printf '\377\376ok\n'", options=("--name", "bytes"))
     wait_for(lambda: stopped("bytes"), what="the container to end")
-    out = subprocess.run(
-        [sys.executable, "-m", "kit", "logs", "bytes"], capture_output=True, check=True
-    ).stdout
+    out = kit("logs", "bytes", text=False).stdout
     assert out == b"\xff\xfeok\n"
 
 
