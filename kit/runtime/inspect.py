@@ -7,7 +7,6 @@ the container's namespaces, its layer stack and the cgroup directories holding i
 
 from __future__ import annotations
 
-import datetime
 import json
 from typing import Any
 
@@ -17,10 +16,7 @@ from kit.runtime.state import ContainerState
 
 
 def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(when, datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
+    return None if when is None else state.utc_timestamp(when)
 
 
 def _mounts(record: ContainerState, live: bool) -> list[dict[str, Any]]:

@@ -27,7 +27,6 @@ CLI when the program runs (or why it could not start), and finally records the e
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import os
 import signal
@@ -88,7 +87,7 @@ class LogWriter:
     def _emit(self, stream: str, chunks: list[bytes]) -> None:
         if not chunks:
             return
-        now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+        now = state.utc_timestamp()
         records = [
             json.dumps(
                 {

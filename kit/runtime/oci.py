@@ -242,13 +242,6 @@ def example_spec(*, rootless: bool = False) -> Spec:
 # --- the lifecycle ----------------------------------------------------------------------------
 
 
-def _iso(when: float | None) -> str:
-    import datetime  # here: only the state document shows a time (kit start need not import it)
-
-    moment = datetime.datetime.fromtimestamp(when or time.time(), datetime.UTC)
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def find(container_id: str) -> ContainerState:
     """An OCI container by its exact id (runc does not match prefixes or names)."""
     directory = state.container_dir(container_id)
@@ -285,7 +278,7 @@ def state_document(record: ContainerState) -> dict[str, Any]:
         "pid": record.pid if status in ("created", "running") else 0,
         "bundle": record.bundle,
         "rootfs": _rootfs_of(record),
-        "created": _iso(record.created),
+        "created": state.utc_timestamp(record.created or None),
         "owner": "",
     }
     if record.annotations:

@@ -122,6 +122,15 @@ def is_alive(pid: int, start: int) -> bool:
     return now is not None and (start == 0 or now == start)
 
 
+def utc_timestamp(when: float | None = None) -> str:
+    """``when`` (seconds since the epoch; default: now) as RFC 3339 in UTC, the way runc's
+    state, Docker's inspect and its json-file log write times: ``2026-11-26T18:24:17.5Z``."""
+    import datetime  # here: most commands show no time (kit start need not import it)
+
+    moment = datetime.datetime.fromtimestamp(time.time() if when is None else when, datetime.UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 # --- the records ----------------------------------------------------------------------------
 
 
