@@ -41,6 +41,7 @@ import sys
 from pathlib import Path
 
 from kit.errors import KitError
+from kit.forwarding import FORWARDED_SIGNALS
 from kit.spec import DEFAULT_PATH, Spec
 
 #: The directory holding the ``lessons`` package: the command's interpreter must find it.
@@ -58,9 +59,6 @@ _NSENTER_OPTION = {
     # uid 0 inside), so the shell sees what the container's processes see.
     "user": "--user",
 }
-
-#: Signals the command passes on to the joined program (as ``kit exec`` does).
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 def nsenter() -> str:
@@ -172,7 +170,9 @@ def _run_exec(args: argparse.Namespace) -> int:
     terminal = os.isatty(0) and os.isatty(1)
     spec.process.terminal = terminal
     process = ExecProcess(spec, Target(args.pid, args.start), relay_terminal=terminal)
-    previous = {sig: signal.signal(sig, lambda n, _f: process.signal(n)) for sig in _FORWARDED}
+    previous = {
+        sig: signal.signal(sig, lambda n, _f: process.signal(n)) for sig in FORWARDED_SIGNALS
+    }
     try:
         process.start()
         status = process.wait()

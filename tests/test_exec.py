@@ -200,15 +200,18 @@ def test_exec_exit_codes_and_errors(busybox_rootfs: Path) -> None:
     assert refused.returncode == 1 and "not running" in refused.stderr
 
 
-def test_signals_reach_the_execd_process(busybox_rootfs: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2])
+def test_signals_reach_the_execd_process(busybox_rootfs: Path, sig: int) -> None:
+    """kit exec passes a caller's signals on (kit.forwarding): the program dies of it, and kit
+    reports 128+N, instead of kit itself dying and leaving the program running."""
     start(busybox_rootfs, "web")
     process = kit_popen(
         *("exec", "web", "sh", "-c", "echo ready; sleep 100"), stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None
     assert process.stdout.readline() == "ready\n"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    process.send_signal(sig)
+    assert process.wait(timeout=30) == 128 + sig
 
 
 def test_exec_with_a_terminal_through_a_console_socket(

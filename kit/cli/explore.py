@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 
+from kit.forwarding import FORWARDED_SIGNALS
+
 #: The commands this module registers (see kit.cli).
 COMMANDS = ("exec", "export", "cp", "mounts", "top")
 
@@ -82,9 +84,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # --- exec ---------------------------------------------------------------------------------------
-
-#: Signals `kit exec` passes on to the exec'd process.
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
 
 
 def running_container(text: str):  # type: ignore[no-untyped-def]
@@ -192,7 +191,8 @@ def exec_command(args: argparse.Namespace) -> int:
         on_event=lambda event: [sink(event) for sink in sinks],
     )
     previous = {
-        sig: signal.signal(sig, lambda signum, frame: process.signal(signum)) for sig in FORWARDED
+        sig: signal.signal(sig, lambda signum, frame: process.signal(signum))
+        for sig in FORWARDED_SIGNALS
     }
     try:
         process.start()

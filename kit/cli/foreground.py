@@ -13,21 +13,12 @@ import sys
 import time
 from typing import TextIO
 
+from kit.forwarding import FORWARDED_SIGNALS
 from kit.runtime import state
 from kit.runtime.launcher import ContainerProcess, ExitStatus, Pause
 from kit.runtime.pipeline import stage_names
 from kit.spec import Spec
 from kit.trace import Event, json_printer, text_printer
-
-#: Signals `kit run` passes on to the container's PID 1.
-FORWARDED = (
-    signal.SIGINT,
-    signal.SIGTERM,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-)
 
 
 def terminal_signals_reach_container() -> bool:
@@ -141,7 +132,7 @@ class ForegroundRun:
             devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             stdin_fd = devnull
         self._direct_terminal_signals = not relay_terminal and terminal_signals_reach_container()
-        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED}
+        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED_SIGNALS}
         container = ContainerProcess(
             self.spec,
             container_id=self.container_id,

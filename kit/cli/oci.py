@@ -203,6 +203,7 @@ def _run_foreground(args: argparse.Namespace, container_id: str) -> int:
     """runc run: the container's stdio is ours; signals are forwarded; exit with its status."""
     import signal
 
+    from kit.forwarding import FORWARDED_SIGNALS
     from kit.runtime import oci, state
     from kit.runtime.launcher import ContainerProcess
 
@@ -236,9 +237,9 @@ def _run_foreground(args: argparse.Namespace, container_id: str) -> int:
         trace=False,
         on_event=on_event,
     )
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
     previous = {
-        sig: signal.signal(sig, lambda signum, frame: container.signal(signum)) for sig in forwarded
+        sig: signal.signal(sig, lambda signum, frame: container.signal(signum))
+        for sig in FORWARDED_SIGNALS
     }
     status = None
     try:
