@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from kit.errors import KitError
+from kit.linux.explain import EXPLANATIONS
 from kit.linux.flags import FlagSet
 from kit.linux.syscall import quote, raw_syscall, traced
 
@@ -176,75 +177,72 @@ class MountAttr(ctypes.Structure):
     ]
 
 
-# (syscall, errno) -> (likely cause, fix), for calls kit.linux.explain has no entry for.
-_EXPLANATIONS: dict[tuple[str, int], tuple[str, str]] = {
-    ("fsopen", E.ENODEV): (
-        "the filesystem type {fsname} is not known to this kernel",
-        "load its module (modprobe {fsname}) or use a kernel built with it",
-    ),
-    ("fsopen", E.EPERM): (
-        "creating a filesystem context needs CAP_SYS_ADMIN in the user namespace that owns the "
-        "mount namespace, and {fsname} must allow mounting inside a user namespace",
-        "run as root, or create a user and mount namespace first",
-    ),
-    ("fsconfig", E.EINVAL): (
-        "the filesystem rejected {key} (an option this kernel does not know, a value it "
-        "refuses, or an option given in the wrong order)",
-        "see what the kernel said; `lowerdir+` needs Linux 6.8, `userxattr` Linux 5.11",
-    ),
-    ("fsconfig", E.ENOENT): (
-        "the path given for {key} does not exist",
-        "create the directory before configuring the mount",
-    ),
-    ("fsconfig", E.EBUSY): (
-        "the context was already used to create a superblock",
-        "open a new context with fsopen for another mount",
-    ),
-    ("fsconfig", E.EPERM): (
-        "the filesystem refused the option for an unprivileged caller",
-        "run as root, or use options allowed in a user namespace (overlay: userxattr)",
-    ),
-    ("fsmount", E.EINVAL): (
-        "the context has no superblock yet (FSCONFIG_CMD_CREATE was not called) or an "
-        "attribute flag is invalid",
-        "call fsconfig(fd, FSCONFIG_CMD_CREATE) before fsmount",
-    ),
-    ("move_mount", E.EINVAL): (
-        "the source is not a mount, or the target's mount is shared and the move would "
-        "propagate a detached tree",
-        "make the target's parent mount private first (mount --make-rprivate)",
-    ),
-    ("move_mount", E.ENOENT): (
-        "the target {to_path} does not exist",
-        "create the mount point first",
-    ),
-    ("open_tree", E.EPERM): (
-        "cloning a mount tree (OPEN_TREE_CLONE) needs CAP_SYS_ADMIN in the mount namespace's "
-        "user namespace",
-        "run as root, or in a user and mount namespace of your own",
-    ),
-    ("open_tree", E.EINVAL): (
-        "the flags do not fit together (AT_RECURSIVE needs OPEN_TREE_CLONE) or the path is "
-        "not reachable",
-        "check the flags",
-    ),
-    ("mount_setattr", E.EINVAL): (
-        "an attribute is invalid for this mount (idmapping needs a detached mount from "
-        "open_tree and a user namespace fd; the atime bits must be set as one field)",
-        "idmap only detached mounts, and pass MOUNT_ATTR__ATIME in attr_clr when setting "
-        "an atime mode",
-    ),
-    ("mount_setattr", E.EPERM): (
-        "changing these attributes needs CAP_SYS_ADMIN, and locked flags (from a more "
-        "privileged namespace) cannot be cleared",
-        "run as root, and keep flags that were locked",
-    ),
-}
-
-
-class _Missing(dict[str, object]):
-    def __missing__(self, key: str) -> str:
-        return "?"
+# (syscall, errno) -> (likely cause, fix) of the new mount API, added to kit.linux.explain's.
+EXPLANATIONS.update(
+    {
+        ("fsopen", E.ENODEV): (
+            "the filesystem type {fsname} is not known to this kernel",
+            "load its module (modprobe {fsname}) or use a kernel built with it",
+        ),
+        ("fsopen", E.EPERM): (
+            "creating a filesystem context needs CAP_SYS_ADMIN in the user namespace that owns the "
+            "mount namespace, and {fsname} must allow mounting inside a user namespace",
+            "run as root, or create a user and mount namespace first",
+        ),
+        ("fsconfig", E.EINVAL): (
+            "the filesystem rejected {key} (an option this kernel does not know, a value it "
+            "refuses, or an option given in the wrong order)",
+            "see what the kernel said; `lowerdir+` needs Linux 6.8, `userxattr` Linux 5.11",
+        ),
+        ("fsconfig", E.ENOENT): (
+            "the path given for {key} does not exist",
+            "create the directory before configuring the mount",
+        ),
+        ("fsconfig", E.EBUSY): (
+            "the context was already used to create a superblock",
+            "open a new context with fsopen for another mount",
+        ),
+        ("fsconfig", E.EPERM): (
+            "the filesystem refused the option for an unprivileged caller",
+            "run as root, or use options allowed in a user namespace (overlay: userxattr)",
+        ),
+        ("fsmount", E.EINVAL): (
+            "the context has no superblock yet (FSCONFIG_CMD_CREATE was not called) or an "
+            "attribute flag is invalid",
+            "call fsconfig(fd, FSCONFIG_CMD_CREATE) before fsmount",
+        ),
+        ("move_mount", E.EINVAL): (
+            "the source is not a mount, or the target's mount is shared and the move would "
+            "propagate a detached tree",
+            "make the target's parent mount private first (mount --make-rprivate)",
+        ),
+        ("move_mount", E.ENOENT): (
+            "the target {to_path} does not exist",
+            "create the mount point first",
+        ),
+        ("open_tree", E.EPERM): (
+            "cloning a mount tree (OPEN_TREE_CLONE) needs CAP_SYS_ADMIN in the mount namespace's "
+            "user namespace",
+            "run as root, or in a user and mount namespace of your own",
+        ),
+        ("open_tree", E.EINVAL): (
+            "the flags do not fit together (AT_RECURSIVE needs OPEN_TREE_CLONE) or the path is "
+            "not reachable",
+            "check the flags",
+        ),
+        ("mount_setattr", E.EINVAL): (
+            "an attribute is invalid for this mount (idmapping needs a detached mount from "
+            "open_tree and a user namespace fd; the atime bits must be set as one field)",
+            "idmap only detached mounts, and pass MOUNT_ATTR__ATIME in attr_clr when setting "
+            "an atime mode",
+        ),
+        ("mount_setattr", E.EPERM): (
+            "changing these attributes needs CAP_SYS_ADMIN, and locked flags (from a more "
+            "privileged namespace) cannot be cleared",
+            "run as root, and keep flags that were locked",
+        ),
+    }
+)
 
 
 def _fd(fd: int) -> str:
@@ -278,15 +276,10 @@ def _call(
     note: str | None = None,
     log_fd: int | None = None,
 ) -> T:
-    """:func:`traced`, plus this module's explanations and the context's kernel log."""
+    """:func:`traced`, plus what the kernel wrote in the context's log about a failure."""
     try:
         return traced(name, args, call, context=context, note=note)  # type: ignore[arg-type]
     except KitError as error:
-        fields = _Missing({k: str(v) for k, v in (context or {}).items()})
-        if error.errno is not None and (name, error.errno) in _EXPLANATIONS:
-            cause, fix = _EXPLANATIONS[(name, error.errno)]
-            error.cause = cause.format_map(fields)
-            error.fix = fix.format_map(fields)
         if log_fd is not None:
             said = read_log(log_fd)
             if said:
