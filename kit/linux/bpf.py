@@ -23,6 +23,7 @@ import errno as E
 
 from kit.errors import KitError
 from kit.linux.explain import EXPLANATIONS
+from kit.linux.flags import FlagSet
 from kit.linux.syscall import quote, raw_syscall, traced
 
 # Commands (enum bpf_cmd in include/uapi/linux/bpf.h).
@@ -45,9 +46,11 @@ BPF_F_QUERY_EFFECTIVE = 1
 
 _TYPE_NAMES = {BPF_PROG_TYPE_CGROUP_DEVICE: "BPF_PROG_TYPE_CGROUP_DEVICE"}
 _ATTACH_NAMES = {BPF_CGROUP_DEVICE: "BPF_CGROUP_DEVICE"}
-_FLAG_NAMES = (
-    (BPF_F_ALLOW_OVERRIDE, "BPF_F_ALLOW_OVERRIDE"),
-    (BPF_F_ALLOW_MULTI, "BPF_F_ALLOW_MULTI"),
+ATTACH_FLAGS = FlagSet(
+    (
+        ("BPF_F_ALLOW_OVERRIDE", BPF_F_ALLOW_OVERRIDE),
+        ("BPF_F_ALLOW_MULTI", BPF_F_ALLOW_MULTI),
+    )
 )
 
 #: How much of the verifier's explanation kit asks for when a program is refused.
@@ -103,10 +106,6 @@ def _bpf(command: int, attr: ctypes.Structure) -> int:
     return raw_syscall(
         "bpf", ctypes.c_int(command), ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr))
     )
-
-
-def _flags(flags: int) -> str:
-    return "|".join(name for bit, name in _FLAG_NAMES if flags & bit) or "0"
 
 
 def prog_load(
@@ -200,7 +199,7 @@ def prog_attach(
         "BPF_PROG_ATTACH",
         f"{{target_fd={target}, attach_bpf_fd={prog_fd}, "
         f"attach_type={_ATTACH_NAMES.get(attach_type, attach_type)}, "
-        f"attach_flags={_flags(flags)}}}",
+        f"attach_flags={ATTACH_FLAGS.render(flags)}}}",
     ]
     traced(
         "bpf",
