@@ -1,4 +1,5 @@
-"""Process attributes: prctl, sethostname, chroot, chdir, ids, close_range and execve."""
+"""Process attributes: prctl, sethostname/setdomainname, chroot, chdir, ids, close_range and
+execve."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def sethostname(name: str) -> None:
         "sethostname",
         [quote(name), str(len(data))],
         lambda: check(libc.sethostname(data, len(data))),
+    )
+
+
+def setdomainname(name: str) -> None:
+    """The NIS domain name, the UTS namespace's other name (``uname -n`` is the hostname)."""
+    data = name.encode()
+    traced(
+        "setdomainname",
+        [quote(name), str(len(data))],
+        lambda: check(libc.setdomainname(data, len(data))),
     )
 
 

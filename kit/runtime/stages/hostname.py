@@ -7,7 +7,7 @@ on the host.
 from __future__ import annotations
 
 from kit.errors import KitError
-from kit.linux.process import sethostname
+from kit.linux.process import setdomainname, sethostname
 from kit.runtime.context import InitContext
 
 
@@ -23,11 +23,4 @@ def run(ctx: InitContext) -> None:
         )
     sethostname(spec.hostname)
     if spec.domainname:
-        from kit.linux.syscall import check, libc, quote, traced
-
-        data = spec.domainname.encode()
-        traced(
-            "setdomainname",
-            [quote(spec.domainname), str(len(data))],
-            lambda: check(libc.setdomainname(data, len(data))),
-        )
+        setdomainname(spec.domainname)
