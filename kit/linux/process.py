@@ -7,7 +7,7 @@ import ctypes
 import os
 import signal
 
-from kit.linux.flags import CLOSE_RANGE, PR_SET_PDEATHSIG, PRCTL_OPTIONS
+from kit.linux.flags import CLOSE_RANGE, PR_SET_NAME, PR_SET_PDEATHSIG, PRCTL_OPTIONS
 from kit.linux.syscall import check, libc, quote, raw_syscall, traced
 
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
@@ -33,6 +33,12 @@ def set_parent_death_signal(sig: int) -> None:
     kit's init processes are single-threaded, so this means the parent process there.
     """
     prctl(PR_SET_PDEATHSIG, sig)
+
+
+def set_process_name(name: str) -> None:
+    """The name ``ps -o comm`` and /proc/PID/comm show (the kernel keeps 15 bytes)."""
+    buffer = ctypes.create_string_buffer(name.encode())
+    prctl(PR_SET_NAME, ctypes.addressof(buffer))
 
 
 def sethostname(name: str) -> None:

@@ -178,10 +178,7 @@ def _monitor_main(
 def _detach_stdio(container_id: str, keep: int) -> None:
     """stdin/stdout to /dev/null, stderr to monitor.log, no other inherited fd but ``keep``;
     the process name (``ps -o comm``) is "kit-monitor"."""
-    import ctypes
-
-    from kit.linux.flags import PR_SET_NAME
-    from kit.linux.process import prctl
+    from kit.linux.process import set_process_name
     from kit.trace import tracer
 
     tracer().reset()  # never write to the CLI's trace printers
@@ -200,9 +197,8 @@ def _detach_stdio(container_id: str, keep: int) -> None:
     os.close(log)
     sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-    name = ctypes.create_string_buffer(b"kit-monitor")
     with contextlib.suppress(KitError):
-        prctl(PR_SET_NAME, ctypes.addressof(name))
+        set_process_name("kit-monitor")
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_IGN)
 
