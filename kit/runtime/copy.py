@@ -276,8 +276,9 @@ def copy_into(view: RootView, source: str, dest: str) -> CopyStats:
 
 
 def _existing_dir(view: RootView, path: str) -> int | None:
+    """:func:`resolve_dir`, or None when there is no such directory."""
     try:
-        return openat2(view.fd, path, _PATH_DIR, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+        return resolve_dir(view, path)
     except KitError:
         return None
 
