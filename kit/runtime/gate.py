@@ -92,7 +92,7 @@ def wait_for_start(ctx: InitContext) -> None:
     tracer().add_sink(text_printer(sys.stderr, show=lambda e: e.kind == "error"))
     for channel in ("events", "resume"):
         number = getattr(ctx.channels, channel)
-        if number is not None and number >= 0:
+        if number >= 0:
             with contextlib.suppress(OSError):
                 os.close(number)
             setattr(ctx.channels, channel, -1)
