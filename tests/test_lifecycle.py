@@ -272,6 +272,44 @@ def test_inspect_reports_the_oom_kill(busybox_rootfs: Path) -> None:
     assert document["State"]["OOMKilled"] is True
 
 
+@pytest.mark.parametrize("owner_lives", [True, False])
+def test_an_exit_is_declared_lost_only_when_its_owner_is_gone(owner_lives: bool) -> None:
+    """Between PID 1's exit and its owner (the monitor) recording it, once the OOM count is
+    read and the cgroups removed, `kit inspect` must not write that nobody recorded the end:
+    it did, and OOMKilled was reported false to whoever looked in that moment."""
+    from kit.runtime import state
+    from kit.runtime.defaults import default_spec
+
+    ended = subprocess.Popen(["sleep", "0.01"])
+    ended_start = state.process_start_time(ended.pid) or 0
+    ended.wait()  # a PID 1 that has exited
+    owner = subprocess.Popen(["sleep", "100"])
+    try:
+        owner_start = state.process_start_time(owner.pid) or 0
+        if not owner_lives:
+            owner.kill()
+            owner.wait()
+        record = state.ContainerState(
+            id="ab" * 32,
+            name="owned",
+            status=state.RUNNING,
+            pid=ended.pid,
+            pid_start=ended_start,
+            owner_pid=owner.pid,
+            owner_start=owner_start,
+        )
+        state.create(record, default_spec(["true"], "/"))
+        seen = state.refresh(state.load(record.id))
+        if owner_lives:
+            assert (seen.status, seen.error) == (state.RUNNING, None)
+        else:
+            assert seen.status == state.STOPPED and "nobody recorded" in (seen.error or "")
+    finally:
+        owner.kill()
+        owner.wait()
+        state.remove("ab" * 32)
+
+
 def test_inspect_of_an_image_container_shows_its_layers(kit_root: Path, tmp_path: Path) -> None:
     image = busybox_image(kit_root, tmp_path)
     kit("run", "-d", "--name", "layered", image, "sleep", "1000")

@@ -135,7 +135,5 @@ def describe(record: ContainerState) -> dict[str, Any]:
         "LogPath": str(log) if log.exists() else None,
         "StateDir": str(directory),
         "AutoRemove": record.auto_remove,
-        "MonitorPid": record.owner_pid
-        if record.owner_pid and state.is_alive(record.owner_pid, record.owner_start)
-        else 0,
+        "MonitorPid": record.owner_pid if record.owner_alive() else 0,
     }

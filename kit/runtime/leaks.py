@@ -52,7 +52,7 @@ class Leak:
 def _live(record: state.ContainerState) -> bool:
     if record.pid and state.is_alive(record.pid, record.pid_start):
         return True
-    return bool(record.owner_pid) and state.is_alive(record.owner_pid, record.owner_start)
+    return record.owner_alive()
 
 
 def stale_records() -> list[Leak]:

@@ -131,7 +131,7 @@ def is_running(record: ContainerState) -> bool:
 
 def remove(record: ContainerState, *, force: bool = False) -> None:
     """``kit rm``: remove a stopped container (``force``: kill a running one first)."""
-    if is_running(record) or (record.status == state.CREATING and _owner_alive(record)):
+    if is_running(record) or (record.status == state.CREATING and record.owner_alive()):
         if not force:
             raise KitError(
                 f"container {record.name} is {state.live_status(record)}",
@@ -143,10 +143,6 @@ def remove(record: ContainerState, *, force: bool = False) -> None:
             _kill_owner(record)
         kill(record)
     remove_files(record.id)
-
-
-def _owner_alive(record: ContainerState) -> bool:
-    return bool(record.owner_pid) and state.is_alive(record.owner_pid, record.owner_start)
 
 
 def _kill_owner(record: ContainerState) -> None:

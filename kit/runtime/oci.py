@@ -256,7 +256,7 @@ def find(container_id: str) -> ContainerState:
 def status_of(record: ContainerState) -> str:
     """created, running or stopped, from the process and the FIFO (not only the record)."""
     if record.status == state.CREATING:
-        if record.owner_pid and state.is_alive(record.owner_pid, record.owner_start):
+        if record.owner_alive():
             return "creating"
         return "stopped"
     if not record.pid or not state.is_alive(record.pid, record.pid_start):

@@ -83,6 +83,10 @@ class ContainerState:
     def short_id(self) -> str:
         return self.id[:12]
 
+    def owner_alive(self) -> bool:
+        """Whether the kit process answerable for the container still runs."""
+        return bool(self.owner_pid) and is_alive(self.owner_pid, self.owner_start)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -296,9 +300,11 @@ def refresh(state: ContainerState) -> ContainerState:
     """
     stale = False
     if state.status in (CREATED, RUNNING) and state.pid:
-        stale = not is_alive(state.pid, state.pid_start)
+        # PID 1 gone is not enough: a live owner (the monitor, a foreground kit run) records
+        # the end itself a moment later, once it has read the OOM count and removed cgroups.
+        stale = not is_alive(state.pid, state.pid_start) and not state.owner_alive()
     elif state.status in (CREATING, RUNNING) and not state.pid and state.owner_pid:
-        stale = not is_alive(state.owner_pid, state.owner_start)
+        stale = not state.owner_alive()
     if not stale:
         return state
 
