@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import io
 import os
 import shutil
@@ -442,9 +443,12 @@ class _HostCopier:
                 ) from None
             if stat.S_ISLNK(st.st_mode):
                 hops += 1
-                if hops > 40:
+                if hops > 40:  # the kernel's own limit (MAXSYMLINKS)
                     raise KitError(
-                        f"too many symlinks resolving {host_path}", errno=40, fix="fix the host"
+                        f"too many symlinks resolving {host_path}",
+                        errno=errno.ELOOP,
+                        cause="its symlinks point at each other in a loop",
+                        fix="repair the loop on the host, or leave this program out of the rootfs",
                     )
                 target = os.readlink(host)
                 self._symlink(tuple(candidate), target)
@@ -458,7 +462,9 @@ class _HostCopier:
             else:
                 if pending:
                     raise KitError(
-                        f"cannot copy {host_path}", cause=f"{host} is not a directory", errno=20
+                        f"cannot copy {host_path}",
+                        cause=f"{host} is not a directory",
+                        errno=errno.ENOTDIR,
                     )
                 resolved = candidate
                 self._file(host, st)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from kit.errors import KitError
@@ -15,7 +16,7 @@ def check_rootfs(path: str) -> str:
     except PermissionError:
         raise KitError(
             f"cannot reach root filesystem {path}",
-            errno=13,
+            errno=errno.EACCES,
             cause="a directory on the way to it is not searchable by this user",
             fix="move the root filesystem where you can reach it, or run as its owner",
             exit_code=125,

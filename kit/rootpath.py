@@ -11,6 +11,7 @@ securejoin does, and what the kernel's ``openat2(RESOLVE_IN_ROOT)`` does in one 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections import deque
@@ -53,7 +54,7 @@ def resolve_in_root(root: str, path: str) -> str:
         if followed > MAX_SYMLINKS:
             raise KitError(
                 f"too many symlinks resolving {path} in {root}",
-                errno=40,  # ELOOP
+                errno=errno.ELOOP,
                 cause="the root filesystem contains a symlink loop",
                 fix="fix the symlinks in the root filesystem",
             )

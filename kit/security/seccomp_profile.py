@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kit.errors import KitError
+from kit.linux.seccomp import FILTER_FLAGS
 from kit.security import bpf
 from kit.security.syscall_tables import TABLES
 
@@ -53,12 +54,8 @@ OPERATORS = (
     "SCMP_CMP_MASKED_EQ",
 )
 
-#: Filter flags kit passes to seccomp(2) (include/uapi/linux/seccomp.h).
-FLAGS: dict[str, int] = {
-    "SECCOMP_FILTER_FLAG_TSYNC": 1,
-    "SECCOMP_FILTER_FLAG_LOG": 2,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4,
-}
+#: Filter flags a profile may ask seccomp(2) for, by name.
+FLAGS: dict[str, int] = dict(FILTER_FLAGS.names)
 
 #: libseccomp architecture names -> (kit's table name, AUDIT_ARCH_* value) for the ABIs kit
 #: can filter; other names are valid in a profile but concern machines kit does not run on.

@@ -29,6 +29,7 @@ is meant to prevent.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import pwd
@@ -327,7 +328,7 @@ def check_reachable(spec: Spec) -> None:
         outside = next((m.host_id for m in spec.linux.uid_mappings if m.container_id == 0), None)
         raise KitError(
             f"the container's root cannot reach its root filesystem {path}",
-            errno=13,
+            errno=errno.EACCES,
             cause=f"in the user namespace, root is uid {outside} on the host, and a directory "
             "on the way is not searchable by that user",
             fix="make every directory on the way searchable (chmod o+x DIR, or 0711), or keep "
