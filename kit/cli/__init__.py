@@ -81,10 +81,11 @@ def log_message(level: str, text: str, *, stream: object = None) -> None:
     path = _LOG["path"]
     if not path:
         return
-    import datetime
     import json
 
-    now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+    from kit.runtime.state import utc_timestamp
+
+    now = utc_timestamp()
     if _LOG["format"] == "json":
         line = json.dumps({"level": level, "msg": text, "time": now})
     else:
