@@ -2,8 +2,8 @@
 
 Do not edit by hand; regenerate from the kernel headers instead. Sources:
 
-* x86_64: /usr/include/x86_64-linux-gnu/asm/unistd_64.h (linux-libc-dev 6.1.187-1)
-* x86: /usr/include/x86_64-linux-gnu/asm/unistd_32.h (linux-libc-dev 6.1.187-1)
+* x86_64: /usr/include/x86_64-linux-gnu/asm/unistd_64.h (Debian: linux-libc-dev)
+* x86: /usr/include/x86_64-linux-gnu/asm/unistd_32.h (Debian: linux-libc-dev)
 * aarch64: <asm-generic/unistd.h> with arm64's __ARCH_WANT_* switches, via gcc -E -dM
 
 A seccomp filter sees only ``seccomp_data.nr``; these tables turn a profile's names into
