@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,12 +39,33 @@ def _session_temp_root(config: pytest.Config) -> Path:
 def _foreign_temp(path: str, ours: Path) -> bool:
     """A mount under another pytest session's temp dir (another session running at once), or
     under a benchmark's scratch dir (bench/common.py: /tmp/kit-bench-*, podman's overlays)."""
-    parts = Path(path).parts
-    if len(parts) >= 3 and parts[1] == "tmp" and parts[2].startswith("kit-bench-"):
-        return True
-    if len(parts) >= 4 and parts[1] == "tmp" and parts[2].startswith("pytest-of-"):
-        return not Path(path).is_relative_to(ours)
+    where = Path(path)
+    for temp in {Path("/tmp"), Path(tempfile.gettempdir())}:
+        first = where.relative_to(temp).parts[:1] if where.is_relative_to(temp) else ()
+        if first and first[0].startswith("kit-bench-"):
+            return True
+        if first and first[0].startswith("pytest-of-"):
+            return not where.is_relative_to(ours)
     return False
+
+
+def _restricted(directory: str) -> bool:
+    flags = os.statvfs(directory).f_flag
+    return bool(flags & (os.ST_NODEV | os.ST_NOEXEC | os.ST_NOSUID))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests make device nodes, run programs and setuid helpers in their temp dirs. Where /tmp
+    is mounted nodev, noexec or nosuid (a tmpfs /tmp: Debian 13, systemd's tmp.mount, a
+    container), they use /var/tmp, on the root filesystem, instead."""
+    if (
+        config.option.basetemp is None
+        and _restricted(tempfile.gettempdir())
+        and os.path.isdir("/var/tmp")
+        and not _restricted("/var/tmp")
+    ):
+        os.environ["TMPDIR"] = "/var/tmp"
+        tempfile.tempdir = None  # forget the directory tempfile chose before
 
 
 def _descendants(root_pid: int) -> set[int]:

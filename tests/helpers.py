@@ -137,12 +137,12 @@ def kit_as_unprivileged_without_userns(
     The user runs a Python it may reach (root's pyenv is private), with kit from this
     checkout on PYTHONPATH.
     """
-    from unprivileged import REPO, interpreter
+    from unprivileged import interpreter, readable_checkout
 
     options: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 60}
     options.update(kwargs)
     env = dict(options.pop("env", None) or os.environ)
-    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONPATH"] = str(readable_checkout())
     return subprocess.run(
         [sys.executable, "-c", _NO_USERNS, interpreter(), *args], check=False, env=env, **options
     )

@@ -10,6 +10,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from unprivileged import readable_checkout
+
 REPO = Path(__file__).resolve().parent.parent
 SETUP = REPO / "scripts" / "lab-setup.sh"
 CLOUD_INIT = REPO / "scripts" / "cloud-init.yaml"
@@ -17,7 +19,8 @@ CLOUD_INIT = REPO / "scripts" / "cloud-init.yaml"
 
 def _setup(*args: str, user: int | None = None) -> subprocess.CompletedProcess[str]:
     command = [str(SETUP), *args]
-    if user is not None:  # util-linux drops to an ordinary user
+    if user is not None:  # util-linux drops to an ordinary user, who must be able to read it
+        command = [str(readable_checkout() / "scripts" / "lab-setup.sh"), *args]
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 

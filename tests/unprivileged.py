@@ -9,6 +9,8 @@ directory of their own under /tmp, removed afterwards.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import stat
@@ -26,12 +28,36 @@ NOBODY = 65534
 
 
 def _usable_by_others(path: str) -> bool:
-    """Whether every directory on the way to ``path`` is searchable by anyone."""
-    current = Path(path).resolve()
-    for parent in current.parents:
-        if not os.stat(parent).st_mode & stat.S_IXOTH:
+    """Whether anyone may reach ``path``: every directory on the way, both as written (a
+    venv's python is a link inside a private directory) and after following its links."""
+    for current in {Path(os.path.abspath(path)), Path(path).resolve()}:
+        for parent in current.parents:
+            if not os.stat(parent).st_mode & stat.S_IXOTH:
+                return False
+        if not os.stat(current).st_mode & stat.S_IXOTH:
             return False
-    return bool(os.stat(current).st_mode & stat.S_IXOTH)
+    return True
+
+
+@functools.cache
+def readable_checkout() -> Path:
+    """This checkout as an ordinary user can read it: the checkout itself when every directory
+    on its way is searchable by anyone; otherwise (a clone under /root, or in a mode-0750
+    home) a copy of its files made once per test session and removed at exit."""
+    if _usable_by_others(str(REPO)):
+        return REPO
+    copy = Path(tempfile.mkdtemp(prefix="kit-readable-checkout-", dir="/tmp"))
+    atexit.register(shutil.rmtree, copy, True)
+    copy.chmod(0o755)
+    skip = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "build", ".*cache")
+    shutil.copytree(REPO, copy / "kit-checkout", ignore=skip, symlinks=True)
+    for directory, subdirs, files in os.walk(copy / "kit-checkout"):
+        for name in subdirs + files:  # readable (and searchable where it was executable)
+            path = os.path.join(directory, name)
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode):
+                os.chmod(path, stat.S_IMODE(mode) | 0o444 | (0o111 if mode & 0o100 else 0))
+    return copy / "kit-checkout"
 
 
 def interpreter() -> str:
@@ -75,7 +101,7 @@ class Unprivileged:
             "HOME": str(self.home),
             "XDG_RUNTIME_DIR": str(self.runtime_dir),
             "XDG_DATA_HOME": str(self.data_dir),
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": str(readable_checkout()),
         }
 
     def command(self, *kit_args: str, env_extra: dict[str, str] | None = None) -> list[str]:
