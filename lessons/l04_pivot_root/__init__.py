@@ -69,7 +69,11 @@ def check_preconditions(ctx: StepContext) -> Verdict:
     rootfs = box.spec.root.path
     table = mounts.read(box.host_pid)
     bind = mounts.find(table, rootfs)
-    if bind is None or bind.root != rootfs:
+    # The directory itself must be mounted there: through the container's eyes, the mount at
+    # rootfs shows the very directory the host sees (mountinfo's root field would only say
+    # so when rootfs's filesystem is mounted at /).
+    inside = f"/proc/{box.host_pid}/root{rootfs}"
+    if bind is None or kernel.identity(inside) != kernel.identity(rootfs):
         return Verdict.no(f"{rootfs} is not a mount point in the container's namespace")
     if kernel.root_of(box.host_pid) != kernel.host_root():
         return Verdict.no("the container has already changed its root")
@@ -166,7 +170,9 @@ def check_quiz(ctx: StepContext) -> Verdict:
     truth = root_mount.root if root_mount else None
     if answer != truth:
         return Verdict.no(f"{ANSWER_FILE} says {answer!r}: that is not where / came from")
-    return Verdict.ok(f"right: the container's / is {truth} on the host")
+    # The root field is a path inside the filesystem (device major:minor), not a host path.
+    where = f"of the filesystem on device {root_mount.device}" if root_mount else ""
+    return Verdict.ok(f"right: the container's / is {truth} {where}".rstrip())
 
 
 LESSON = Lesson(
