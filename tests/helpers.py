@@ -146,3 +146,14 @@ def kit_as_unprivileged_without_userns(
     return subprocess.run(
         [sys.executable, "-c", _NO_USERNS, interpreter(), *args], check=False, env=env, **options
     )
+
+
+def root_field_of(path: str | Path) -> str:
+    """What mountinfo's root field shows for a bind mount of ``path``: its path inside its own
+    filesystem (``path`` itself only when that filesystem is mounted at /)."""
+    path = os.path.realpath(path)
+    holders = [m for m in mounts.read() if Path(path).is_relative_to(m.mount_point)]
+    deepest = max(len(m.mount_point) for m in holders)
+    holder = [m for m in holders if len(m.mount_point) == deepest][-1]  # the topmost there
+    inside = os.path.relpath(path, holder.mount_point)
+    return os.path.normpath(os.path.join(holder.root, inside))
