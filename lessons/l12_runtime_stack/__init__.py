@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kit.errors import KitError
 from kit.rootfs import build_rootfs
 from kit.runtime.oci import example_spec
 from kit.spec import Mount, Spec
@@ -417,10 +418,16 @@ def podman(ctx: StepContext) -> None:
             env=env,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
     finally:
         shutil.rmtree(layout, ignore_errors=True)
+    if pulled.returncode != 0:
+        raise KitError(
+            f"podman could not pull the image kit saved (exit {pulled.returncode})",
+            cause=pulled.stderr.strip() or "podman said nothing",
+            fix="run `kit doctor`; podman needs overlay storage and its own tools (conmon)",
+        )
     image = pulled.stdout.split()[-1]
     cgroups_before = set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
     run = subprocess.run(
