@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -410,7 +411,9 @@ def podman(ctx: StepContext) -> None:
     # podman names an image pulled from an OCI layout after the layout's path, and image names
     # must be lowercase: save it under a lowercase temporary path (KIT_ROOT may have capitals),
     # and remove that copy once podman has its own.
-    layout = Path(tempfile.mkdtemp(prefix="kit-lesson12-layout-"))
+    # (mkdtemp's names may end in "_", which a reference's path component may not.)
+    layout = Path(tempfile.gettempdir(), f"kit-lesson12-layout-{secrets.token_hex(4)}")
+    layout.mkdir(mode=0o700)
     try:
         _kit(ctx, "save", "-o", str(layout / "oci"), "lesson12:1")
         pulled = subprocess.run(
