@@ -20,9 +20,18 @@ kit_python_env() {
     local here
     here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     command -v python3 >/dev/null || kit_apt_install python3
-    if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    # The first Python 3.11+ (Ubuntu 22.04's python3 is 3.10; python3.11 may stand beside it).
+    local py="" candidate
+    for candidate in python3 python3.13 python3.12 python3.11; do
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+            py=$candidate
+            break
+        fi
+    done
+    if [ -z "$py" ]; then
         echo "kit: python3 is $(python3 -V 2>&1); kit needs Python 3.11 or newer" \
-             "(Ubuntu 22.04: scripts/lab-setup.sh installs python3.11)" >&2
+             "(Ubuntu 22.04: sudo apt-get install python3.11 python3.11-venv)" >&2
         exit 2
     fi
     # A .venv left half-made (no pip: venv ran without ensurepip) is made again.
@@ -31,18 +40,18 @@ kit_python_env() {
     fi
     if [ -x "$here/.venv/bin/python" ]; then
         PYTHON="$here/.venv/bin/python"
-    elif python3 -m pip --version >/dev/null 2>&1 && ! python3 - <<'PY' 2>/dev/null
+    elif "$py" -m pip --version >/dev/null 2>&1 && ! "$py" - <<'PY' 2>/dev/null
 import sys, sysconfig, os
 marker = os.path.join(sysconfig.get_paths()["stdlib"], "EXTERNALLY-MANAGED")
 sys.exit(0 if os.path.exists(marker) and sys.prefix == sys.base_prefix else 1)
 PY
     then
-        PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+        PYTHON=$("$py" -c 'import sys; print(sys.executable)')
     else
-        if ! python3 -m venv "$here/.venv" >/dev/null 2>&1; then
+        if ! "$py" -m venv "$here/.venv" >/dev/null 2>&1; then
             rm -rf "$here/.venv"
-            kit_apt_install python3-venv
-            python3 -m venv "$here/.venv"
+            kit_apt_install "$py-venv"  # python3-venv, or python3.11-venv beside it
+            "$py" -m venv "$here/.venv"
         fi
         PYTHON="$here/.venv/bin/python"
     fi
