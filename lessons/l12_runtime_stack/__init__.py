@@ -347,14 +347,19 @@ def check_twins(ctx: StepContext) -> Verdict:
 # --- 5. podman drives kit ---
 
 
-def _short_runroot(ctx: StepContext) -> Path:
-    """podman refuses a runroot path longer than 50 characters (its sockets live there): a
-    short symlink in /tmp leads to the workspace's runroot; the step removes it afterwards."""
+def _runroot_link(ctx: StepContext) -> Path:
     import hashlib
 
     target = _paths(ctx)["podman"] / "runroot"
+    return Path("/tmp") / f"kit-l12-{hashlib.sha256(str(target).encode()).hexdigest()[:8]}"
+
+
+def _short_runroot(ctx: StepContext) -> Path:
+    """podman refuses a runroot path longer than 50 characters (its sockets live there): a
+    short symlink in /tmp leads to the workspace's runroot; the step removes it afterwards."""
+    target = _paths(ctx)["podman"] / "runroot"
     target.mkdir(parents=True, exist_ok=True)
-    link = Path("/tmp") / f"kit-l12-{hashlib.sha256(str(target).encode()).hexdigest()[:8]}"
+    link = _runroot_link(ctx)
     if not link.is_symlink():
         link.unlink(missing_ok=True)
         link.symlink_to(target)
@@ -396,7 +401,14 @@ def podman(ctx: StepContext) -> None:
     paths = _paths(ctx)
     if not (paths["rootfs"] / "bin" / "sh").exists():
         bundle(ctx)
-    cli, env, runtime = _podman(ctx)
+    try:
+        _podman_run(ctx, *_podman(ctx))
+    finally:
+        _runroot_link(ctx).unlink(missing_ok=True)  # also when podman failed
+
+
+def _podman_run(ctx: StepContext, cli: list[str], env: dict[str, str], runtime: Path) -> None:
+    paths = _paths(ctx)
     base = paths["podman"]
     (base / "runtime-calls.log").unlink(missing_ok=True)
     (paths["out"] / "podman.txt").unlink(missing_ok=True)
@@ -458,7 +470,6 @@ def podman(ctx: StepContext) -> None:
         stdin=subprocess.DEVNULL,
     )
     _forget_podman_cgroups(cgroups_before)
-    _short_runroot(ctx).unlink()
     calls = kernel.read_text(base / "runtime-calls.log") or ""
     ctx.show(Output("what podman (through conmon) asked of kit", _short(calls)))
     ctx.show(Output("the container's output", run.stdout + run.stderr))
