@@ -3,7 +3,15 @@
 Both run the same root filesystem built by kit from the host's programs, with the same
 namespaces; the runc bundle is ``runc spec`` with the process set to /bin/true. Runs alternate
 between the two. Also shown: a bare ``python3 -c pass`` (the interpreter's own start-up on this
-machine), which is part of every kit command and sets a floor no Python tool can go under.
+machine), which is part of every kit command, and two rows that show what of kit's time is this
+machine's Python rather than kit:
+
+* ``kit run --rm`` started with ``python3 -S``: the same kit, without the ``.pth`` files of
+  site-packages (which run for every Python program; some machines, this sandbox included,
+  add slow ones);
+* a bare container start in Python (``floor/bare_container.py``): namespaces, the root,
+  /proc, pivot_root, execve, nothing else and no kit. Whatever a Python engine adds to it
+  (cgroups, /dev, masked paths, capabilities, seccomp, a record) must fit in what is left.
 
 With KIT_BENCH_BASELINE=DIR (a directory holding another checkout's ``kit`` package), that
 kit is timed too, in the same alternation ("kit@baseline").
@@ -42,6 +50,24 @@ from common import (
     scratch_dir,
     time_command,
 )
+
+HERE = Path(__file__).resolve().parent
+WITHOUT_SITE = "kit run --rm, python3 -S (no .pth)"
+FLOOR = "bare container in Python (no kit)"
+
+
+def kit_without_site() -> list[str]:
+    """``kit`` as the installed command runs it, but by an interpreter started with -S: no
+    site-packages and none of its ``.pth`` files; kit's own directory goes on sys.path."""
+    import kit
+
+    where = str(Path(kit.__file__).resolve().parent.parent)
+    launch = (
+        f"import sys; sys.path.insert(0, {where!r}); sys.argv[0] = 'kit'; "
+        "from kit.cli import main; sys.exit(main())"
+    )
+    return [sys.executable, "-S", "-c", launch]
+
 
 #: The modules ``kit run`` imports (each pulls in the rest of the run path).
 RUN_PATH_MODULES = (
@@ -114,11 +140,6 @@ def breakdown(
     )
     for name, ms in rows:
         print(f"  {name:<46} {ms:>7.1f} ms")
-    runc = medians["runc run"]
-    print(
-        f"  kit without the site .pth files would be about {total - (interpreter - bare):.1f} ms"
-        f" ({(total - (interpreter - bare)) / runc:.2f}x runc)"
-    )
 
 
 def main() -> None:
@@ -150,8 +171,15 @@ def main() -> None:
                 return time_command(argv, env=variant_env)
 
             contenders["kit run --rm" + suffix] = run
+        contenders[WITHOUT_SITE] = lambda i: time_command(
+            [*kit_without_site(), "run", "--rm", "--rootfs", str(rootfs), "/bin/true"], env=env
+        )
         contenders["python3 -c pass (interpreter only)"] = lambda i: time_command(
             [sys.executable, "-c", "pass"]
+        )
+        floor = HERE / "floor" / "bare_container.py"
+        contenders[FLOOR] = lambda i: time_command(
+            [sys.executable, "-S", str(floor), str(rootfs), "/bin/true"]
         )
         samples = interleaved(contenders, runs=args.runs)
         print(f"machine: {machine()}; kit: {' '.join(kit)}; runs: {args.runs} each")
