@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -114,10 +115,17 @@ def require(tool: str) -> str:
     return path
 
 
-def scratch_dir(prefix: str) -> Path:
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A scratch directory for one benchmark (``/tmp/PREFIX*``), removed with everything in it
+    when the benchmark ends, however it ends."""
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def machine() -> str:

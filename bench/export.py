@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from common import (
     kit_variants,
     machine,
     report,
-    scratch_dir,
+    scratch,
     time_command,
 )
 
@@ -49,8 +48,7 @@ def main() -> None:
     compile_bytecode()
     from kit.rootfs import build_rootfs
 
-    base = scratch_dir("kit-bench-export-")
-    try:
+    with scratch("kit-bench-export-") as base:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "host")
         with open(rootfs / "big.bin", "wb") as f:
@@ -80,8 +78,6 @@ def main() -> None:
             print(f"  {name:<34} {mib_s:>10.0f} MiB/s")
         own = medians["kit export"] - medians["python3 -c pass (interpreter only)"]
         print(f"  kit export beyond the interpreter's start-up: {own:.1f} ms")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

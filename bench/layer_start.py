@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, kit_executable, machine, report, scratch_dir, time_command
+from common import interleaved, kit_executable, machine, report, scratch, time_command
 
 COUNTS = (1, 10, 100, 500)
 
@@ -54,8 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
-    base_dir = scratch_dir("kit-bench-layer-start-")
-    try:
+    with scratch("kit-bench-layer-start-") as base_dir:
         busybox = base_dir / "busybox"
         (busybox / "bin").mkdir(parents=True)
         shutil.copy("/bin/busybox", busybox / "bin" / "busybox")
@@ -81,8 +80,6 @@ def main() -> None:
         first, last = medians[f"{COUNTS[0]} layers"], medians[f"{COUNTS[-1]} layers"]
         per_layer = (last - first) / (COUNTS[-1] - COUNTS[0])
         print(f"  growth: {per_layer:.3f} ms per extra layer ({COUNTS[0]} -> {COUNTS[-1]})")
-    finally:
-        shutil.rmtree(base_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved, machine, report, require, scratch_dir, time_command
+from common import interleaved, machine, report, require, scratch, time_command
 
 PYTHON_LIB = Path(os.__file__).parent
 TREES = {"perl": Path("/usr/share/perl"), "python-stdlib": PYTHON_LIB}
@@ -69,8 +69,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     require("umoci")
-    base = scratch_dir("kit-bench-layers-")
-    try:
+    with scratch("kit-bench-layers-") as base:
         layout, blobs = build_image(base)
         sizes = sum(b.stat().st_size for b in blobs)
         print(f"machine: {machine()}")
@@ -113,8 +112,6 @@ def main() -> None:
         medians = report("layer extraction (whole image)", samples, "umoci unpack")
         ratio = medians["kit (unpack layers)"] / medians["umoci unpack"]
         print(f"  kit / umoci = {ratio:.2f} (target <= 1.5)")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from common import (
     report,
     require,
     runc_bundle,
-    scratch_dir,
+    scratch,
 )
 
 
@@ -66,15 +65,14 @@ def main() -> None:
     compile_bytecode()
     from kit.rootfs import build_rootfs
 
-    base = scratch_dir("kit-bench-concurrent-")
-    kit = kit_executable()
-    env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
-    variants = kit_variants(env)
-    runc = ["runc", "--root", str(base / "runc-state")]
-    runc_label = f"runc run -d x{args.count}"
-    samples: dict[str, list[float]] = {runc_label: []}
-    samples.update({f"kit run -d x{args.count}{suffix}": [] for suffix in variants})
-    try:
+    with scratch("kit-bench-concurrent-") as base:
+        kit = kit_executable()
+        env = {**os.environ, "KIT_ROOT": str(base / "kit-root")}
+        variants = kit_variants(env)
+        runc = ["runc", "--root", str(base / "runc-state")]
+        runc_label = f"runc run -d x{args.count}"
+        samples: dict[str, list[float]] = {runc_label: []}
+        samples.update({f"kit run -d x{args.count}{suffix}": [] for suffix in variants})
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "busybox")
         # One bundle per container: runc keeps the process in config.json.
@@ -122,8 +120,6 @@ def main() -> None:
             samples,
             baseline=runc_label,
         )
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

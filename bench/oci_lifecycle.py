@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from common import (
     report,
     require,
     runc_bundle,
-    scratch_dir,
+    scratch,
 )
 
 
@@ -52,8 +51,7 @@ def main() -> None:
     compile_bytecode()
     from kit.rootfs import build_rootfs
 
-    base = scratch_dir("kit-bench-oci-")
-    try:
+    with scratch("kit-bench-oci-") as base:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "host")
         bundle = runc_bundle(base / "bundle", rootfs, ["/bin/true"], readonly=True)
@@ -72,8 +70,6 @@ def main() -> None:
         samples = interleaved(contenders, runs=args.runs)
         print(f"machine: {machine()}; kit: {' '.join(kit)}; runs: {args.runs} each")
         report("OCI lifecycle, /bin/true", samples, baseline="runc create+start+delete")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from common import (
     report,
     require,
     runc_bundle,
-    scratch_dir,
+    scratch,
     time_command,
 )
 
@@ -151,8 +150,7 @@ def main() -> None:
     compile_bytecode()
     from kit.rootfs import build_rootfs
 
-    base = scratch_dir("kit-bench-start-")
-    try:
+    with scratch("kit-bench-start-") as base:
         rootfs = base / "rootfs"
         build_rootfs(rootfs, "host")
         bundle = runc_bundle(base / "bundle", rootfs, ["/bin/true"], readonly=False)
@@ -188,8 +186,6 @@ def main() -> None:
         print(f"  kit beyond the interpreter's start-up: {own:.1f} ms")
         if args.breakdown:
             breakdown(medians, kit, rootfs, env, args.runs)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
