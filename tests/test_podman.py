@@ -12,18 +12,18 @@ pulls with the ``oci:`` transport.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kit.podman import PrivatePodman, forget_podman_cgroups, podman_cgroups
 
 pytestmark = pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed")
 
@@ -32,59 +32,16 @@ IMAGE = "localhost/kitbox:1"
 ANCHOR = "storage-anchor"
 
 
-def cmdlines() -> list[bytes]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    found.append(f.read())
-            except OSError:
-                continue
-    return found
-
-
-def _cleaning(cmdline: bytes, marker: bytes) -> bool:
-    """A `podman ... container cleanup` of this store (not a conmon naming it as its exit
-    command)."""
-    words = cmdline.split(b"\0")
-    return words[0].endswith(b"podman") and b"cleanup" in words and any(marker in w for w in words)
-
-
 class Podman:
     """podman with a private store, and kit (through a wrapper script) as a runtime."""
 
     def __init__(self, base: Path, rootfs: Path) -> None:
         self.base = base
         self.kit_root = base / "kit-root"
-        self.env = {
-            **os.environ,
-            "CONTAINERS_CONF": str(base / "containers.conf"),
-            "CONTAINERS_STORAGE_CONF": str(base / "storage.conf"),
-        }
-        self.env.pop("KIT_ROOT", None)
-        (base / "containers.conf").write_text(
-            "[engine]\n"
-            'cgroup_manager = "cgroupfs"\n'
-            'events_logger = "file"\n'
-            f'events_logfile_path = "{base}/events.log"\n'
-            f'tmp_dir = "{base}/tmp"\n'
-            f'volume_path = "{base}/volumes"\n'
-            "[network]\n"
-            f'network_config_dir = "{base}/net"\n'
-        )
-        (base / "storage.conf").write_text(
-            f'[storage]\ndriver = "overlay"\nrunroot = "{base}/runroot"\n'
-            f'graphroot = "{base}/root"\n'
-        )
+        self.store = PrivatePodman(base)
+        self.env = self.store.env
         # podman needs the runtime as one executable path: a wrapper that runs this kit.
-        self.runtime = base / "kit-runtime"
-        self.runtime.write_text(
-            "#!/bin/sh\n"
-            f'echo "$*" >> {base}/runtime-calls.log\n'
-            f'KIT_ROOT={self.kit_root} exec {sys.executable} -m kit "$@"\n'
-        )
-        self.runtime.chmod(0o755)
+        self.runtime = self.store.kit_runtime(f"{sys.executable} -m kit", self.kit_root)
         self._load_image(rootfs)
         self.keep_storage_mounted()
 
@@ -94,14 +51,7 @@ class Podman:
         options: dict[str, object] = {"capture_output": True, "text": True, "timeout": 120}
         options.update(kw)
         result = subprocess.run(
-            [
-                "podman",
-                "--root",
-                str(self.base / "root"),
-                "--runroot",
-                str(self.base / "runroot"),
-                *args,
-            ],
+            [*self.store.argv, *args],
             env=self.env,
             check=False,
             **options,  # type: ignore[arg-type]
@@ -120,12 +70,7 @@ class Podman:
     def settle(self) -> None:
         """Wait until podman's own clean-up of earlier containers has finished (see
         :meth:`keep_storage_mounted`, which removes the cause; this is the second belt)."""
-        marker = f"{self.base}/root".encode()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if not any(_cleaning(line, marker) for line in cmdlines()):
-                return
-            time.sleep(0.05)
+        self.store.wait_for_cleanup()
 
     def keep_storage_mounted(self) -> None:
         """Keep one container (runc's) running for the whole module.
@@ -177,35 +122,23 @@ class Podman:
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
 
     def calls(self) -> list[str]:
-        path = self.base / "runtime-calls.log"
-        return path.read_text().splitlines() if path.exists() else []
+        return self.store.calls()
 
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path) -> Iterator[Podman]:
-    libpod_before = {p for p in Path("/sys/fs/cgroup").glob("*/libpod_parent")}
+    libpod_before = podman_cgroups()
     engine = Podman(tmp_path_factory.mktemp("podman"), busybox_rootfs)
     try:
         yield engine
     finally:
         engine("rm", "-af", "-t", "0", check=False)
         engine("rmi", "-af", check=False)
-        # The overlay driver keeps its home bind-mounted on itself: unmount whatever podman
-        # left below the private store (mounted before the first test's leak guard looked).
-        from kit import mounts
-
-        left = [m.mount_point for m in mounts.read() if m.mount_point.startswith(str(engine.base))]
-        for point in sorted(left, key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-        # podman made /libpod_parent (and its conmon/ child) in each cgroup tree: leave the
-        # host as we found it, if nobody else uses them now.
-        for parent in set(Path("/sys/fs/cgroup").glob("*/libpod_parent")) - libpod_before:
-            for child in parent.iterdir():
-                if child.is_dir():
-                    with contextlib.suppress(OSError):
-                        child.rmdir()
-            with contextlib.suppress(OSError):
-                parent.rmdir()
+        # podman's overlay mounts below the private store (mounted before the first test's
+        # leak guard looked), and the /libpod_parent cgroups it made: leave the host as we
+        # found it.
+        engine.store.unmount_leftovers()
+        forget_podman_cgroups(libpod_before)
 
 
 @pytest.fixture

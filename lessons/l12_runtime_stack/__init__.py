@@ -12,7 +12,6 @@ directory bind-mounted at /out.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 
 from kit.errors import KitError
+from kit.podman import CALLS_LOG, PrivatePodman, forget_podman_cgroups, podman_cgroups
 from kit.rootfs import build_rootfs
 from kit.runtime.oci import example_spec
 from kit.spec import Mount, Spec
@@ -366,35 +366,11 @@ def _short_runroot(ctx: StepContext) -> Path:
     return link
 
 
-def _podman(ctx: StepContext) -> tuple[list[str], dict[str, str], Path]:
-    base = _paths(ctx)["podman"]
-    base.mkdir(parents=True, exist_ok=True)
-    runroot = _short_runroot(ctx)
-    (base / "containers.conf").write_text(
-        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        f'events_logfile_path = "{base}/events.log"\ntmp_dir = "{base}/tmp"\n'
-        f'volume_path = "{base}/volumes"\n[network]\nnetwork_config_dir = "{base}/net"\n'
-    )
-    (base / "storage.conf").write_text(
-        f'[storage]\ndriver = "overlay"\nrunroot = "{runroot}"\ngraphroot = "{base}/root"\n'
-    )
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(base / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(base / "storage.conf"),
-    }
-    env.pop("KIT_ROOT", None)
-    runtime = base / "kit-runtime"
-    runtime.write_text(
-        f'#!/bin/sh\necho "kit $*" >> {base}/runtime-calls.log\n'
-        f'KIT_ROOT={_paths(ctx)["kit-root"]} exec {sys.executable} -m kit "$@"\n'
-    )
-    runtime.chmod(0o755)
-    return (
-        ["podman", "--root", str(base / "root"), "--runroot", str(runroot)],
-        env,
-        runtime,
-    )
+def _podman(ctx: StepContext) -> tuple[PrivatePodman, Path]:
+    """podman with a store of its own in the workspace, and kit as its runtime."""
+    engine = PrivatePodman(_paths(ctx)["podman"], runroot=_short_runroot(ctx))
+    kit_command = f"{sys.executable} -m kit"
+    return engine, engine.kit_runtime(kit_command, _paths(ctx)["kit-root"])
 
 
 def podman(ctx: StepContext) -> None:
@@ -407,10 +383,11 @@ def podman(ctx: StepContext) -> None:
         _runroot_link(ctx).unlink(missing_ok=True)  # also when podman failed
 
 
-def _podman_run(ctx: StepContext, cli: list[str], env: dict[str, str], runtime: Path) -> None:
+def _podman_run(ctx: StepContext, engine: PrivatePodman, runtime: Path) -> None:
     paths = _paths(ctx)
     base = paths["podman"]
-    (base / "runtime-calls.log").unlink(missing_ok=True)
+    cli, env = engine.argv, engine.env
+    (base / CALLS_LOG).unlink(missing_ok=True)
     (paths["out"] / "podman.txt").unlink(missing_ok=True)
     # The image: the bundle's root filesystem, built and saved by kit, pulled by podman.
     context = base / "context"
@@ -444,7 +421,7 @@ def _podman_run(ctx: StepContext, cli: list[str], env: dict[str, str], runtime: 
             fix="run `kit doctor`; podman needs overlay storage and its own tools (conmon)",
         )
     image = pulled.stdout.split()[-1]
-    cgroups_before = set(Path("/sys/fs/cgroup").glob("*/libpod_parent"))
+    cgroups_before = podman_cgroups()
     run = subprocess.run(
         [
             *cli,
@@ -469,8 +446,8 @@ def _podman_run(ctx: StepContext, cli: list[str], env: dict[str, str], runtime: 
         timeout=120,
         stdin=subprocess.DEVNULL,
     )
-    _forget_podman_cgroups(cgroups_before)
-    calls = kernel.read_text(base / "runtime-calls.log") or ""
+    forget_podman_cgroups(cgroups_before)
+    calls = "".join(f"kit {call}\n" for call in engine.calls())
     ctx.show(Output("what podman (through conmon) asked of kit", _short(calls)))
     ctx.show(Output("the container's output", run.stdout + run.stderr))
 
@@ -483,27 +460,11 @@ def _short(calls: str) -> str:
     return "\n".join(lines)
 
 
-def _forget_podman_cgroups(before: set[Path]) -> None:
-    """podman's cgroupfs manager made /libpod_parent (and conmon/ in it): remove them if they
-    are new and empty, leaving the host's cgroup trees as the lesson found them."""
-    for parent in set(Path("/sys/fs/cgroup").glob("*/libpod_parent")) - before:
-        for _ in range(50):
-            children = [c for c in parent.iterdir() if c.is_dir()]
-            for child in children:
-                with contextlib.suppress(OSError):
-                    child.rmdir()
-            try:
-                parent.rmdir()
-                break
-            except OSError:
-                time.sleep(0.05)
-
-
 def check_podman(ctx: StepContext) -> Verdict:
     paths = _paths(ctx)
     if (kernel.read_text(paths["out"] / "podman.txt") or "").strip() != "podman was here":
         return Verdict.no("out/podman.txt was not written by a container")
-    calls = (kernel.read_text(paths["podman"] / "runtime-calls.log") or "").split()
+    calls = (kernel.read_text(paths["podman"] / CALLS_LOG) or "").split()
     if "create" not in calls or "start" not in calls:
         return Verdict.no("kit was not asked to create and start the container")
     return Verdict.ok("podman's container ran through kit create + kit start (and delete)")
