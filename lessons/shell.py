@@ -36,12 +36,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 
 from kit.errors import KitError
-from kit.forwarding import FORWARDED_SIGNALS
+from kit.forwarding import signals_forwarded
 from kit.spec import DEFAULT_PATH, Spec
 
 #: The directory holding the ``lessons`` package: the command's interpreter must find it.
@@ -170,16 +169,12 @@ def _run_exec(args: argparse.Namespace) -> int:
     terminal = os.isatty(0) and os.isatty(1)
     spec.process.terminal = terminal
     process = ExecProcess(spec, Target(args.pid, args.start), relay_terminal=terminal)
-    previous = {
-        sig: signal.signal(sig, lambda n, _f: process.signal(n)) for sig in FORWARDED_SIGNALS
-    }
-    try:
-        process.start()
-        status = process.wait()
-    finally:
-        process.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with signals_forwarded(process.signal):
+        try:
+            process.start()
+            status = process.wait()
+        finally:
+            process.close()
     if status.error is not None:
         sys.stderr.write(f"kit exec: {status.error}\n")
     return status.code

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SECURITY_STATUS, status_fields
+from helpers import SECURITY_STATUS, kit_popen, status_fields
 from lifecycle_helpers import alive, kit, ns_ids, remove_all, wait_for
 
 pytestmark = pytest.mark.usefixtures("kit_root", "containers")
@@ -197,6 +197,18 @@ def test_run_bundle_in_the_foreground(busybox_rootfs: Path, tmp_path: Path, kit_
     result = kit("run", "--bundle", str(bundle), "r1", check=False)
     assert result.returncode == 3 and result.stdout == "hello from kit\n"
     assert not (kit_root / "run" / "containers" / "r1").exists()  # deleted at exit (no --keep)
+
+
+def test_run_bundle_passes_signals_on(busybox_rootfs: Path, tmp_path: Path, kit_root: Path) -> None:
+    """`kit run --bundle` in the foreground passes a caller's signal on (kit.forwarding): the
+    program dies of it, kit reports 128+N and deletes the container."""
+    bundle = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "echo ready; sleep 100"])
+    process = kit_popen("run", "--bundle", str(bundle), "r3", stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGUSR2)
+    assert process.wait(timeout=30) == 128 + signal.SIGUSR2
+    assert not (kit_root / "run" / "containers" / "r3").exists()
 
 
 def test_run_bundle_detached(busybox_rootfs: Path, tmp_path: Path) -> None:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
-from kit.forwarding import FORWARDED_SIGNALS
+from kit.forwarding import signals_forwarded
 
 #: The commands this module registers (see kit.cli).
 COMMANDS = ("exec", "export", "cp", "mounts", "top")
@@ -190,20 +189,17 @@ def exec_command(args: argparse.Namespace) -> int:
         console_socket=console_socket.fileno() if console_socket else None,
         on_event=lambda event: [sink(event) for sink in sinks],
     )
-    previous = {
-        sig: signal.signal(sig, lambda signum, frame: process.signal(signum))
-        for sig in FORWARDED_SIGNALS
-    }
     try:
-        process.start()
-        if console_socket is not None:
-            console_socket.close()
-        status = process.wait()
+        with signals_forwarded(process.signal):
+            try:
+                process.start()
+                if console_socket is not None:
+                    console_socket.close()
+                status = process.wait()
+            finally:
+                process.close()
     finally:
-        process.close()
         os.close(null)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if status.error is not None:
         sys.stderr.write(f"kit: error: {status.error}\n")
         return status.code

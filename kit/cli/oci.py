@@ -201,9 +201,8 @@ def run_bundle_command(args: argparse.Namespace) -> int:
 
 def _run_foreground(args: argparse.Namespace, container_id: str) -> int:
     """runc run: the container's stdio is ours; signals are forwarded; exit with its status."""
-    import signal
 
-    from kit.forwarding import FORWARDED_SIGNALS
+    from kit.forwarding import signals_forwarded
     from kit.runtime import oci, state
     from kit.runtime.launcher import ContainerProcess
 
@@ -237,18 +236,15 @@ def _run_foreground(args: argparse.Namespace, container_id: str) -> int:
         trace=False,
         on_event=on_event,
     )
-    previous = {
-        sig: signal.signal(sig, lambda signum, frame: container.signal(signum))
-        for sig in FORWARDED_SIGNALS
-    }
     status = None
     try:
-        container.start()
-        status = container.wait()
+        with signals_forwarded(container.signal):
+            try:
+                container.start()
+                status = container.wait()
+            finally:
+                container.close()
     finally:
-        container.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         if not args.keep:
             oci.delete(container_id, force=True)
     if status.error is not None:
