@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from kit.forwarding import FORWARDED_SIGNALS
+from kit.forwarding import signals_forwarded
 from kit.runtime import state
 from kit.runtime.launcher import ContainerProcess, ExitStatus, Pause
 from kit.runtime.pipeline import stage_names
@@ -100,7 +100,7 @@ class ForegroundRun:
         for sink in self.sinks:
             sink(event)
 
-    def _forward(self, signum: int, frame: object) -> None:
+    def _forward(self, signum: int) -> None:
         container = self.container
         if container is None:
             return
@@ -132,44 +132,42 @@ class ForegroundRun:
             devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             stdin_fd = devnull
         self._direct_terminal_signals = not relay_terminal and terminal_signals_reach_container()
-        previous = {sig: signal.signal(sig, self._forward) for sig in FORWARDED_SIGNALS}
-        container = ContainerProcess(
-            self.spec,
-            container_id=self.container_id,
-            pause_before=self.pause_before,
-            pause_after=self.pause_after,
-            stdin=stdin_fd,
-            relay_terminal=relay_terminal,
-            use_fork=self.use_fork,
-            trace=self.trace,
-            on_event=self.on_event,
-        )
-        self.container = container
         status: ExitStatus | None = None
         try:
-            container.start()
-            while True:
-                pause = container.next_pause()
-                if pause is None:
-                    break
-                if self._show_pause(pause):
-                    container.resume()
-                else:
-                    self.err.write("kit: aborted; the container and its mounts are gone\n")
-                    container.abort()
-                    break
-            status = container.status
+            with signals_forwarded(self._forward):
+                container = ContainerProcess(
+                    self.spec,
+                    container_id=self.container_id,
+                    pause_before=self.pause_before,
+                    pause_after=self.pause_after,
+                    stdin=stdin_fd,
+                    relay_terminal=relay_terminal,
+                    use_fork=self.use_fork,
+                    trace=self.trace,
+                    on_event=self.on_event,
+                )
+                self.container = container
+                try:
+                    container.start()
+                    while True:
+                        pause = container.next_pause()
+                        if pause is None:
+                            break
+                        if self._show_pause(pause):
+                            container.resume()
+                        else:
+                            self.err.write("kit: aborted; the container and its mounts are gone\n")
+                            container.abort()
+                            break
+                    status = container.status
+                finally:
+                    container.close()
         finally:
-            try:
-                container.close()
-            finally:
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-                if devnull is not None:
-                    os.close(devnull)
-                if self._events_stream is not None and self._events_stream is not self.err:
-                    self._events_stream.close()
-                self._record_end(status)
+            if devnull is not None:
+                os.close(devnull)
+            if self._events_stream is not None and self._events_stream is not self.err:
+                self._events_stream.close()
+            self._record_end(status)
         assert status is not None
         return status
 
