@@ -200,14 +200,17 @@ def test_run_bundle_in_the_foreground(busybox_rootfs: Path, tmp_path: Path, kit_
 
 
 def test_run_bundle_passes_signals_on(busybox_rootfs: Path, tmp_path: Path, kit_root: Path) -> None:
-    """`kit run --bundle` in the foreground passes a caller's signal on (kit.forwarding): the
-    program dies of it, kit reports 128+N and deletes the container."""
-    bundle = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "echo ready; sleep 100"])
+    """`kit run --bundle` in the foreground passes a caller's signal on (kit.forwarding) to the
+    container's PID 1, which handles it (a PID 1 gets only the signals it handles), instead of
+    kit dying and leaving the container running; kit then deletes the container."""
+    script = 'trap "echo got-USR2; exit 42" USR2; echo ready; while true; do sleep 0.05; done'
+    bundle = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", script])
     process = kit_popen("run", "--bundle", str(bundle), "r3", stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     assert process.stdout.readline() == "ready\n"
     process.send_signal(signal.SIGUSR2)
-    assert process.wait(timeout=30) == 128 + signal.SIGUSR2
+    assert process.wait(timeout=30) == 42
+    assert process.stdout.read() == "got-USR2\n"
     assert not (kit_root / "run" / "containers" / "r3").exists()
 
 
