@@ -3,7 +3,7 @@
 Both run the same root filesystem built by kit from the host's programs, with the same
 namespaces; the runc bundle is ``runc spec`` with the process set to /bin/true. Runs alternate
 between the two. Also shown: a bare ``python3 -c pass`` (the interpreter's own start-up on this
-machine), which is part of every kit command, and two rows that show what of kit's time is this
+machine), which is part of every kit command, and three rows that show what of kit's time is this
 machine's Python rather than kit:
 
 * ``kit run --rm`` started with ``python3 -S``: the same kit, without the ``.pth`` files of
@@ -11,7 +11,11 @@ machine's Python rather than kit:
   add slow ones);
 * a bare container start in Python (``floor/bare_container.py``): namespaces, the root,
   /proc, pivot_root, execve, nothing else and no kit. Whatever a Python engine adds to it
-  (cgroups, /dev, masked paths, capabilities, seccomp, a record) must fit in what is left.
+  (cgroups, /dev, masked paths, capabilities, seccomp, a record) must fit in what is left;
+* "bare container + site + stdlib": the same, started as the ``kit`` command starts (with
+  site-packages) and after importing what kit's design needs from the standard library
+  (argparse, dataclasses, json): the least an engine built like kit spends here before any of
+  its own code runs.
 
 With KIT_BENCH_BASELINE=DIR (a directory holding another checkout's ``kit`` package), that
 kit is timed too, in the same alternation ("kit@baseline").
@@ -53,6 +57,7 @@ from common import (
 HERE = Path(__file__).resolve().parent
 WITHOUT_SITE = "kit run --rm, python3 -S (no .pth)"
 FLOOR = "bare container in Python (no kit)"
+DESIGN_FLOOR = "bare container + site + stdlib"
 
 
 def kit_without_site() -> list[str]:
@@ -178,6 +183,9 @@ def main() -> None:
         floor = HERE / "floor" / "bare_container.py"
         contenders[FLOOR] = lambda i: time_command(
             [sys.executable, "-S", str(floor), str(rootfs), "/bin/true"]
+        )
+        contenders[DESIGN_FLOOR] = lambda i: time_command(
+            [sys.executable, str(floor), "--design-imports", str(rootfs), "/bin/true"]
         )
         samples = interleaved(contenders, runs=args.runs)
         print(f"machine: {machine()}; kit: {' '.join(kit)}; runs: {args.runs} each")

@@ -7,6 +7,13 @@ pivot_root, execve, and a wait. It skips what kit and runc both do besides (cgro
 device policy, /dev, masked and read-only paths, capabilities, no_new_privs, seccomp, a
 hostname, a record for `ps`), and it imports only ctypes. Timed next to runc, it shows how much
 of runc's time a Python engine has already spent before doing any of that.
+
+    python3 bare_container.py --design-imports ROOTFS PROGRAM
+
+also imports the standard-library modules kit's design cannot do without (argparse for the
+command line, dataclasses for the spec, json for the events and the record) before starting
+the same bare container: the floor for an engine built the way kit is, before any of its own
+code.
 """
 
 import ctypes
@@ -28,7 +35,13 @@ def check(result: int, what: str) -> None:
 
 
 def main() -> None:
-    rootfs, program = os.fsencode(sys.argv[1]), sys.argv[2]
+    arguments = sys.argv[1:]
+    if arguments[0] == "--design-imports":
+        arguments.pop(0)
+        import argparse  # noqa: F401
+        import dataclasses  # noqa: F401
+        import json  # noqa: F401
+    rootfs, program = os.fsencode(arguments[0]), arguments[1]
     # The same namespaces `runc spec` asks for. A new PID namespace applies to the children
     # of the process that unshares, so the container is the child forked next (its PID 1).
     flags = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID
