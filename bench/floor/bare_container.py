@@ -36,11 +36,13 @@ def check(result: int, what: str) -> None:
 
 def main() -> None:
     arguments = sys.argv[1:]
-    if arguments[0] == "--design-imports":
+    if arguments[:1] == ["--design-imports"]:
         arguments.pop(0)
         import argparse  # noqa: F401
         import dataclasses  # noqa: F401
         import json  # noqa: F401
+    if len(arguments) != 2:
+        sys.exit("usage: bare_container.py [--design-imports] ROOTFS PROGRAM (run as root)")
     rootfs, program = os.fsencode(arguments[0]), arguments[1]
     # The same namespaces `runc spec` asks for. A new PID namespace applies to the children
     # of the process that unshares, so the container is the child forked next (its PID 1).
