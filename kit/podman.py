@@ -112,7 +112,8 @@ class PrivatePodman:
         bind-mounted on itself), deepest first."""
         from kit import mounts
 
-        left = [m.mount_point for m in mounts.read() if m.mount_point.startswith(str(self.base))]
+        below = f"{self.base}/"  # with the slash: not a sibling whose name starts the same
+        left = [m.mount_point for m in mounts.read() if m.mount_point.startswith(below)]
         for point in sorted(left, key=len, reverse=True):
             subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
